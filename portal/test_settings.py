@@ -1,0 +1,29 @@
+"""Settings for the test suite: production mode on PostgreSQL, with test-only secrets.
+
+The defaults are set before the settings module reads the environment. `make test` points
+DATABASE_URL and REDIS_URL at the servers it found or started; a plain `pytest` uses the
+machine's PostgreSQL on 127.0.0.1:5432.
+"""
+
+import os
+
+from cryptography.fernet import Fernet
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
+os.environ.setdefault("PORTAL_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
+# Unit tests never reach a broker; integration tests start workers on REDIS_URL themselves.
+os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
+
+from portal.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Templates render without collectstatic, and the live-server tests speak plain HTTP.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
