@@ -10,6 +10,7 @@ Usage: python scripts/with_test_servers.py COMMAND [ARG ...]
 """
 
 import contextlib
+import functools
 import glob
 import os
 import shutil
@@ -86,15 +87,16 @@ def start_postgres(workdir: Path, stack: contextlib.ExitStack) -> int:
     if as_user:
         shutil.chown(workdir, "postgres")
         shutil.chown(data_dir, "postgres")
-    subprocess.run(
+    # cwd: the postgres user may not enter the checkout's folder.
+    run = functools.partial(subprocess.run, cwd=workdir, stdout=subprocess.DEVNULL)
+    run(
         [*as_user, bin_dir / "initdb", "-D", data_dir, "-U", "postgres", "-A", "trust", "-N"],
         check=True,
-        stdout=subprocess.DEVNULL,
     )
     options = f"-p {port} -k {data_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
     pg_ctl = [*as_user, bin_dir / "pg_ctl", "-D", data_dir, "-l", workdir / "postgres.log"]
-    subprocess.run([*pg_ctl, "-o", options, "-w", "start"], check=True, stdout=subprocess.DEVNULL)
-    stack.callback(subprocess.run, [*pg_ctl, "-m", "immediate", "stop"], stdout=subprocess.DEVNULL)
+    run([*pg_ctl, "-o", options, "-w", "start"], check=True)
+    stack.callback(run, [*pg_ctl, "-m", "immediate", "stop"])
     print(f"Started a throwaway PostgreSQL on 127.0.0.1:{port}", flush=True)
     return port
 

@@ -1,5 +1,7 @@
-"""The embedded default (`make run`): SQLite and the file-system broker, real processes."""
+"""The embedded default (`make run`) with real processes: SQLite, and the file-system broker
+or the Redis that `make test` provides."""
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -22,7 +24,12 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env, tmp_path):
+@pytest.mark.parametrize("broker", ["filesystem", "redis"])
+def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env, tmp_path, broker):
+    if broker == "redis":
+        if "REDIS_URL" not in os.environ:
+            pytest.skip("REDIS_URL is not set; `make test` sets it")
+        local_mode_env["REDIS_URL"] = os.environ["REDIS_URL"]
     database = tmp_path / "var" / "portal.sqlite3"
     assert run_manage(local_mode_env, "migrate", "--no-input").returncode == 0
     add_expired_session = (
