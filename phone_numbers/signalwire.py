@@ -1,0 +1,774 @@
+"""Client for SignalWire's Compatibility (LaML) REST API: import a number, find it, check a token.
+
+Django-free on purpose: it is built from a Space host, a project id and a token, and imports
+without settings. Reference: ``shared/signalwire/NOTES.md`` (what is documented and what is
+inferred) and the official OpenAPI description beside it.
+
+Every call returns frozen dataclasses or raises a subclass of `SignalWireError` that says what
+the caller should do:
+
+- `CredentialsRejected` (401/403): fix the credential, do not retry.
+- `RequestRejected` (400/404/422 and other 4xx): show the message; `is_duplicate` when SignalWire
+  says the number is already there.
+- `SignalWireUnavailable` (429, 5xx, timeout, connection error): retry later, honouring
+  `retry_after`; when `may_have_reached_signalwire` is true, look the number up before retrying.
+
+The token never appears in an exception, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
+from importlib import metadata
+from typing import Any
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+logger = logging.getLogger("phone_numbers.signalwire")
+
+API_PATH = "/api/laml/2010-04-01"
+ALL_CAPABILITIES: tuple[str, ...] = ("sms", "voice", "fax", "mms")
+NUMBER_TYPES: tuple[str, ...] = ("longcode", "tollfree")
+ENCODINGS: tuple[str, ...] = ("form", "form-repeated", "json")
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
+
+_MAX_PAGES = 1000
+_DUPLICATE_MESSAGE = re.compile(
+    r"\btaken\b|\balready\b.*\b(exists?|imported|in use|registered|added)\b", re.IGNORECASE
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class SignalWireError(Exception):
+    """Base class of every error this client raises.
+
+    `status` is the HTTP status (None when no response arrived), `code` SignalWire's error code
+    normalised to a string (the import endpoint sends strings, the rest of the API integers),
+    `message` SignalWire's message or a description of what went wrong.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        more_info: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.more_info = more_info
+
+    def __str__(self) -> str:
+        parts = [str(self.status)] if self.status is not None else []
+        if self.code:
+            parts.append(f"code {self.code}")
+        prefix = f"[{', '.join(parts)}] " if parts else ""
+        return f"{prefix}{self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r})"
+        )
+
+
+class CredentialsRejected(SignalWireError):
+    """401/403: the token is wrong or revoked, lacks the Numbers scope, or the Partner API is off.
+
+    Do not retry. `is_numbers_scope_missing` is true only when SignalWire's answers prove the
+    token itself is valid (see `SignalWireClient.check_credentials`); SignalWire documents a
+    plain 401 for both a bad token and a missing scope, so it is false when unsure.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        more_info: str | None = None,
+        is_numbers_scope_missing: bool = False,
+    ) -> None:
+        super().__init__(message, status=status, code=code, more_info=more_info)
+        self.is_numbers_scope_missing = is_numbers_scope_missing
+
+
+class RequestRejected(SignalWireError):
+    """400/404/422 and any other 4xx but 401/403/429: SignalWire refused this request as sent.
+
+    Do not retry unchanged; show `message`. `is_duplicate` is true when SignalWire says the
+    number is already there (undocumented, NOTES.md §4.4: a 409, or a message saying "taken" or
+    "already exists").
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        more_info: str | None = None,
+        is_duplicate: bool = False,
+    ) -> None:
+        super().__init__(message, status=status, code=code, more_info=more_info)
+        self.is_duplicate = is_duplicate
+
+
+class SignalWireUnavailable(SignalWireError):
+    """429, 5xx, timeout, connection error or an unreadable answer: retry later.
+
+    `retry_after` is the wait SignalWire asked for in seconds (from Retry-After), or None.
+    `may_have_reached_signalwire` is true when SignalWire may have acted on the request (read
+    timeout, 5xx, connection reset after sending, unreadable 2xx): look the number up before
+    importing it again. It is false when the request provably never arrived or was refused
+    unprocessed (connect error, connect timeout, 429).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        more_info: str | None = None,
+        retry_after: float | None = None,
+        may_have_reached_signalwire: bool = True,
+    ) -> None:
+        super().__init__(message, status=status, code=code, more_info=more_info)
+        self.retry_after = retry_after
+        self.may_have_reached_signalwire = may_have_reached_signalwire
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, retry_after={self.retry_after!r}, "
+            f"may_have_reached_signalwire={self.may_have_reached_signalwire!r})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The `capabilities` object of an IncomingPhoneNumber: four booleans."""
+
+    voice: bool
+    sms: bool
+    mms: bool
+    fax: bool
+
+    def enabled(self) -> tuple[str, ...]:
+        """The enabled capabilities in the API's request spelling, e.g. ``("sms", "voice")``."""
+        return tuple(name for name in ALL_CAPABILITIES if getattr(self, name))
+
+
+@dataclass(frozen=True)
+class IncomingPhoneNumber:
+    """A phone number in a project, as the import, list and fetch endpoints return it.
+
+    Every field of the spec's `IncomingPhoneNumber` schema. Fields the spec marks non-null but
+    that SignalWire's own import example returns as null (NOTES.md §3: `friendly_name`, the
+    `*_method` fields, `country_code`) are typed ``str | None``; enum-like strings (`origin`,
+    `address_requirements`, `emergency_status`) are kept as sent, unknown values included.
+    Dates stay the strings SignalWire sent (RFC 2822); `created_at` and `updated_at` parse them
+    and give None rather than fail. `raw` is the JSON object exactly as received, for storing.
+    """
+
+    sid: str
+    account_sid: str
+    account_id: str | None
+    phone_number: str
+    friendly_name: str | None
+    capabilities: Capabilities | None
+    origin: str | None
+    country_code: str | None
+    date_created: str | None
+    date_updated: str | None
+    uri: str | None
+    api_version: str | None
+    beta: bool | None
+    address_requirements: str | None
+    address_sid: str | None
+    identity_sid: str | None
+    trunk_sid: str | None
+    emergency_address_sid: str | None
+    emergency_status: str | None
+    voice_url: str | None
+    voice_method: str | None
+    voice_fallback_url: str | None
+    voice_fallback_method: str | None
+    voice_application_sid: str | None
+    voice_caller_id_lookup: bool | None
+    sms_url: str | None
+    sms_method: str | None
+    sms_fallback_url: str | None
+    sms_fallback_method: str | None
+    sms_application_sid: str | None
+    status_callback: str | None
+    status_callback_method: str | None
+    verification_status: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def created_at(self) -> datetime | None:
+        """`date_created` as an aware datetime, or None when absent or unreadable."""
+        return parse_rfc2822(self.date_created)
+
+    @property
+    def updated_at(self) -> datetime | None:
+        """`date_updated` as an aware datetime, or None when absent or unreadable."""
+        return parse_rfc2822(self.date_updated)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IncomingPhoneNumber:
+        """Build from a decoded IncomingPhoneNumber object; ValueError if it is not one.
+
+        Only `sid` and `phone_number` are required: without them the object is useless.
+        Everything else is read tolerantly, a field of the wrong type becoming None.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("an IncomingPhoneNumber must be a JSON object")
+        sid, phone_number = data.get("sid"), data.get("phone_number")
+        if not isinstance(sid, str) or not sid or not isinstance(phone_number, str):
+            raise ValueError("an IncomingPhoneNumber needs a sid and a phone_number")
+        account_sid = _str_or_none(data.get("account_sid")) or _str_or_none(data.get("account_id"))
+        return cls(
+            sid=sid,
+            account_sid=account_sid or "",
+            account_id=_str_or_none(data.get("account_id")),
+            phone_number=phone_number,
+            friendly_name=_str_or_none(data.get("friendly_name")),
+            capabilities=_capabilities_or_none(data.get("capabilities")),
+            origin=_str_or_none(data.get("origin")),
+            country_code=_str_or_none(data.get("country_code")),
+            date_created=_str_or_none(data.get("date_created")),
+            date_updated=_str_or_none(data.get("date_updated")),
+            uri=_str_or_none(data.get("uri")),
+            api_version=_str_or_none(data.get("api_version")),
+            beta=_bool_or_none(data.get("beta")),
+            address_requirements=_str_or_none(data.get("address_requirements")),
+            address_sid=_str_or_none(data.get("address_sid")),
+            identity_sid=_str_or_none(data.get("identity_sid")),
+            trunk_sid=_str_or_none(data.get("trunk_sid")),
+            emergency_address_sid=_str_or_none(data.get("emergency_address_sid")),
+            emergency_status=_str_or_none(data.get("emergency_status")),
+            voice_url=_str_or_none(data.get("voice_url")),
+            voice_method=_str_or_none(data.get("voice_method")),
+            voice_fallback_url=_str_or_none(data.get("voice_fallback_url")),
+            voice_fallback_method=_str_or_none(data.get("voice_fallback_method")),
+            voice_application_sid=_str_or_none(data.get("voice_application_sid")),
+            voice_caller_id_lookup=_bool_or_none(data.get("voice_caller_id_lookup")),
+            sms_url=_str_or_none(data.get("sms_url")),
+            sms_method=_str_or_none(data.get("sms_method")),
+            sms_fallback_url=_str_or_none(data.get("sms_fallback_url")),
+            sms_fallback_method=_str_or_none(data.get("sms_fallback_method")),
+            sms_application_sid=_str_or_none(data.get("sms_application_sid")),
+            status_callback=_str_or_none(data.get("status_callback")),
+            status_callback_method=_str_or_none(data.get("status_callback_method")),
+            verification_status=_str_or_none(data.get("verification_status")),
+            raw=json.loads(json.dumps(data)),
+        )
+
+
+def parse_rfc2822(value: str | None) -> datetime | None:
+    """Parse an RFC 2822 date as SignalWire writes it; None when absent or unreadable.
+
+    Also reads the spec examples' "Sept" spelling, which `email.utils` alone rejects.
+    """
+    if not value:
+        return None
+    text = re.sub(r"\bSept\b", "Sep", value)
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _capabilities_or_none(value: Any) -> Capabilities | None:
+    if not isinstance(value, Mapping):
+        return None
+    # AvailablePhoneNumbers spells them SMS/MMS; accept either case here.
+    lowered = {str(key).lower(): flag for key, flag in value.items()}
+    return Capabilities(
+        **{name: lowered.get(name) is True for name in ("voice", "sms", "mms", "fax")}
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Transport
+# --------------------------------------------------------------------------------------------
+
+_thread_state = threading.local()
+
+
+def _session() -> requests.Session:
+    """This thread's pooled session. It carries no credentials: auth goes with each request."""
+    session = getattr(_thread_state, "session", None)
+    if session is None:
+        session = requests.Session()
+        # One session serves every project on this thread; a cookie set for one project must
+        # never ride along with another project's request.
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        _thread_state.session = session
+    return session
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("number-import-portal")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _was_sent(exc: requests.ConnectionError) -> bool:
+    """Whether a connection error may have happened after the request reached the server.
+
+    urllib3 wraps failures to connect (refused, DNS, TLS handshake, proxy, connect timeout) in
+    MaxRetryError; anything else (a reset or EOF while waiting for the answer) came after the
+    request was written, so SignalWire may have acted on it.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        pre_send = (
+            urllib3.exceptions.NewConnectionError,
+            urllib3.exceptions.ConnectTimeoutError,
+            urllib3.exceptions.SSLError,
+            urllib3.exceptions.ProxyError,
+            urllib3.exceptions.NameResolutionError,
+        )
+        return not isinstance(reason.reason, pre_send)
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Client
+# --------------------------------------------------------------------------------------------
+
+
+class SignalWireClient:
+    """One project's view of SignalWire's Compatibility API (base ``/api/laml/2010-04-01``).
+
+    ``base_url`` replaces ``https://{space_host}/api/laml/2010-04-01`` (the local simulator);
+    plain ``http://`` is accepted only for a loopback host, so a token never travels
+    unencrypted. ``encoding`` is ``"form"`` (documented; subset capabilities as
+    ``capabilities[]``), ``"form-repeated"`` (subset as repeated ``capabilities`` keys) or
+    ``"json"`` (what SignalWire's newer SDKs send). Every request carries a ``(connect, read)``
+    timeout and a User-Agent ``{user_agent}/{version}``.
+    """
+
+    def __init__(
+        self,
+        space_host: str,
+        project_id: str,
+        token: str,
+        *,
+        base_url: str | None = None,
+        encoding: str = "form",
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        user_agent: str = "number-import-portal",
+        version: str | None = None,
+    ) -> None:
+        if not project_id:
+            raise ValueError("a SignalWire client needs a project id")
+        if not token:
+            raise ValueError("a SignalWire client needs an API token")
+        if encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}, not {encoding!r}")
+        if len(timeout) != 2 or not all(t > 0 for t in timeout):
+            raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+        if base_url is None:
+            space_host = (space_host or "").strip().lower()
+            if not space_host or not re.fullmatch(r"[a-z0-9.-]+(:\d+)?", space_host):
+                raise ValueError(f"not a Space host name: {space_host!r}")
+            base_url = f"https://{space_host}{API_PATH}"
+        self.space_host = space_host
+        self.project_id = project_id
+        self.base_url = self._checked_base_url(base_url)
+        self.encoding = encoding
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self.user_agent = f"{user_agent}/{version or _package_version()}"
+        self._token = token
+        self._account_path = f"/Accounts/{quote(project_id, safe='')}"
+
+    def __repr__(self) -> str:
+        return (
+            f"SignalWireClient(space_host={self.space_host!r}, project_id={self.project_id!r}, "
+            f"base_url={self.base_url!r}, encoding={self.encoding!r})"
+        )
+
+    @staticmethod
+    def _checked_base_url(base_url: str) -> str:
+        parts = urlsplit(base_url)
+        if parts.scheme == "https" and parts.hostname:
+            return base_url.rstrip("/")
+        if parts.scheme == "http" and _is_loopback(parts.hostname):
+            return base_url.rstrip("/")
+        if parts.scheme == "http":
+            raise ValueError(
+                f"refusing plain http:// to {parts.hostname}: SignalWire credentials travel only "
+                "over https (plain http is allowed for a loopback simulator only)"
+            )
+        raise ValueError(f"the SignalWire base URL must be an https:// URL, not {base_url!r}")
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def import_number(
+        self, number: str, number_type: str, capabilities: Iterable[str] | None = None
+    ) -> IncomingPhoneNumber:
+        """Import a number the customer owns into this project; returns the new number.
+
+        POST /Accounts/{project}/ImportedPhoneNumbers with ``number`` (E.164), ``number_type``
+        (longcode|tollfree) and ``capabilities`` (omitted when all four are wanted, which is
+        the documented default). Implements
+        https://signalwire.com/docs/compatibility-api/rest/imported-phone-numbers/create-imported-phone-number
+
+        Raises ValueError for a number type or capability the API does not know (a programming
+        error: forms validate these), and `SignalWireError` subclasses for what SignalWire says.
+        """
+        if number_type not in NUMBER_TYPES:
+            raise ValueError(f"number_type must be one of {', '.join(NUMBER_TYPES)}")
+        wanted = self._capability_list(capabilities)
+        fields: dict[str, Any] = {"number": number, "number_type": number_type}
+        if wanted is not None:
+            fields["capabilities"] = wanted
+        data, headers = self._encode(fields)
+        url = self.base_url + self._account_path + "/ImportedPhoneNumbers"
+        response = self._request("POST", url, data=data, headers=headers)
+        if response.status_code in (200, 201):
+            result = self._number_from(response)
+            requested = set(wanted or ALL_CAPABILITIES)
+            if result.capabilities and set(result.capabilities.enabled()) != requested:
+                # A Space that misreads our form array would do this silently (NOTES.md §1.3).
+                logger.warning(
+                    "SignalWire gave %s capabilities %s, not the requested %s; check the "
+                    "request encoding setting (encoding=%s)",
+                    result.phone_number,
+                    sorted(result.capabilities.enabled()),
+                    sorted(requested),
+                    self.encoding,
+                )
+            logger.info("imported %s into project %s as %s", number, self.project_id, result.sid)
+            return result
+        raise self._error_from(response)
+
+    def find_number(self, number: str) -> IncomingPhoneNumber | None:
+        """The project's number equal to `number` (E.164), or None; follows every page.
+
+        GET /Accounts/{project}/IncomingPhoneNumbers?PhoneNumber=%2B..., following
+        ``next_page_uri``. The filter is documented as a pattern, so the exact match is made
+        here. Implements
+        https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
+        """
+        query = urlencode({"PhoneNumber": number}, quote_via=quote, safe="")
+        url: str | None = f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?{query}"
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= _MAX_PAGES:
+                raise SignalWireUnavailable(
+                    "SignalWire's list of numbers did not end (next_page_uri repeats)",
+                    may_have_reached_signalwire=False,
+                )
+            seen.add(url)
+            page = self._get_page(url)
+            for item in page.get("incoming_phone_numbers") or []:
+                if isinstance(item, Mapping) and item.get("phone_number") == number:
+                    return self._parse_number(item, status=200)
+            url = self._next_page_url(page.get("next_page_uri"))
+        return None
+
+    def check_credentials(self) -> None:
+        """Return if this token can read the project's numbers; raise what is wrong otherwise.
+
+        Makes the cheap Numbers-scope read ``GET /Accounts/{project}/IncomingPhoneNumbers
+        ?PageSize=1`` (NOTES.md §5). On 401/403 it asks ``GET /Accounts/{project}`` (which needs
+        the Management scope instead): if that succeeds the token is valid but lacks Numbers,
+        and the `CredentialsRejected` raised has ``is_numbers_scope_missing=True``. SignalWire
+        answers a missing Partner API only on import, so it cannot be seen here.
+        Implements
+        https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
+        """
+        url = f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?PageSize=1"
+        response = self._request("GET", url)
+        if response.status_code == 200:
+            return
+        error = self._error_from(response)
+        if isinstance(error, CredentialsRejected) and (
+            response.status_code == 403 or self._token_opens_account()
+        ):
+            error.is_numbers_scope_missing = True
+            error.message = (
+                "the API token is valid but lacks the Numbers scope"
+                f" (SignalWire said: {error.message})"
+            )
+        raise error
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _token_opens_account(self) -> bool:
+        try:
+            response = self._request("GET", self.base_url + self._account_path)
+        except SignalWireError:
+            return False
+        return response.status_code == 200
+
+    @staticmethod
+    def _capability_list(capabilities: Iterable[str] | None) -> list[str] | None:
+        if capabilities is None:
+            return None
+        if isinstance(capabilities, str):
+            raise ValueError("capabilities must be a list of names, not one string")
+        wanted = list(dict.fromkeys(capabilities))
+        unknown = [name for name in wanted if name not in ALL_CAPABILITIES]
+        if unknown:
+            raise ValueError(f"unknown capabilities {unknown}; allowed: {ALL_CAPABILITIES}")
+        if not wanted:
+            raise ValueError("at least one capability is needed")
+        if set(wanted) == set(ALL_CAPABILITIES):
+            # All four is the documented default; omitting the array sidesteps the
+            # undocumented question of how a form body spells one (NOTES.md §1.3).
+            return None
+        return wanted
+
+    def _encode(self, fields: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+        if self.encoding == "json":
+            return json.dumps(fields), {"Content-Type": "application/json"}
+        pairs: list[tuple[str, str]] = []
+        for key, value in fields.items():
+            if isinstance(value, list):
+                # The API looks like Rails (NOTES.md §1.3): Rails reads only `capabilities[]`
+                # as an array and keeps just the last of repeated plain keys, silently dropping
+                # capabilities. "form-repeated" sends the OpenAPI-default spelling instead.
+                name = f"{key}[]" if self.encoding == "form" else key
+                pairs.extend((name, item) for item in value)
+            else:
+                pairs.append((key, value))
+        return urlencode(pairs), {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        all_headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        all_headers.update(headers or {})
+        logger.debug("SignalWire %s %s", method, url)
+        started = time.monotonic()
+        failure: SignalWireUnavailable | None = None
+        try:
+            response = _session().request(
+                method,
+                url,
+                data=data,
+                headers=all_headers,
+                auth=(self.project_id, self._token),
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            failure = self._unavailable_from(exc)
+        # Raised outside the except block on purpose: the requests exception holds the prepared
+        # request, Authorization header included, and must not ride along as __context__.
+        if failure is not None:
+            logger.info("SignalWire %s %s failed: %s", method, url, failure)
+            raise failure
+        logger.debug(
+            "SignalWire %s %s -> %s in %.0f ms",
+            method,
+            url,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    def _unavailable_from(self, exc: requests.RequestException) -> SignalWireUnavailable:
+        if isinstance(exc, requests.ConnectTimeout):
+            what, sent = "connecting to SignalWire timed out", False
+        elif isinstance(exc, requests.Timeout):
+            what, sent = "SignalWire did not answer in time", True
+        elif isinstance(exc, requests.ConnectionError):
+            sent = _was_sent(exc)
+            what = (
+                "the connection to SignalWire broke after the request was sent"
+                if sent
+                else "could not connect to SignalWire"
+            )
+        else:
+            what, sent = "the request to SignalWire failed", True
+        detail = self._scrub(f"{type(exc).__name__}: {exc}")
+        return SignalWireUnavailable(f"{what} ({detail})", may_have_reached_signalwire=sent)
+
+    def _get_page(self, url: str) -> Mapping[str, Any]:
+        response = self._request("GET", url)
+        if response.status_code != 200:
+            raise self._error_from(response)
+        body = self._json_or_none(response)
+        if not isinstance(body, Mapping):
+            raise SignalWireUnavailable(
+                "SignalWire answered the list request with something that is not a JSON object",
+                status=response.status_code,
+                may_have_reached_signalwire=False,
+            )
+        return body
+
+    def _next_page_url(self, next_page_uri: Any) -> str | None:
+        if not next_page_uri or not isinstance(next_page_uri, str):
+            return None
+        # next_page_uri is a path from the host root ("/api/laml/2010-04-01/..."); keep the
+        # configured base (a proxy prefix, the simulator) in front of the part after it.
+        if next_page_uri.startswith(API_PATH + "/") and self.base_url.endswith(API_PATH):
+            return self.base_url + next_page_uri[len(API_PATH) :]
+        url = urljoin(self.base_url + "/", next_page_uri)
+        here, there = urlsplit(self.base_url), urlsplit(url)
+        if (here.scheme, here.netloc) != (there.scheme, there.netloc):
+            # Following it would send this project's credentials to another host.
+            raise SignalWireUnavailable(
+                f"refusing to follow next_page_uri to another host ({there.netloc})",
+                may_have_reached_signalwire=False,
+            )
+        return url
+
+    def _number_from(self, response: requests.Response) -> IncomingPhoneNumber:
+        body = self._json_or_none(response)
+        return self._parse_number(body, status=response.status_code)
+
+    @staticmethod
+    def _parse_number(body: Any, *, status: int) -> IncomingPhoneNumber:
+        try:
+            return IncomingPhoneNumber.from_json(body)
+        except ValueError as exc:
+            raise SignalWireUnavailable(
+                f"SignalWire's answer could not be read as a phone number: {exc}",
+                status=status,
+                may_have_reached_signalwire=True,
+            ) from None
+
+    @staticmethod
+    def _json_or_none(response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def _error_from(self, response: requests.Response) -> SignalWireError:
+        status = response.status_code
+        body = self._json_or_none(response)
+        body = body if isinstance(body, Mapping) else {}
+        raw_code = body.get("code")
+        code = str(raw_code) if isinstance(raw_code, (str, int)) and raw_code != "" else None
+        message = body.get("message") or body.get("error") or ""
+        message = self._scrub(str(message)) if message else (response.reason or f"HTTP {status}")
+        more_info = body.get("more_info") if isinstance(body.get("more_info"), str) else None
+        common = {"status": status, "code": code, "more_info": more_info}
+        logger.info("SignalWire answered %s (code %s): %s", status, code, message)
+        if status in (401, 403):
+            return CredentialsRejected(message, **common)
+        if status == 429 or status >= 500:
+            return SignalWireUnavailable(
+                message,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                may_have_reached_signalwire=status != 429,
+                **common,
+            )
+        if 400 <= status < 500:
+            is_duplicate = status == 409 or bool(_DUPLICATE_MESSAGE.search(message))
+            return RequestRejected(message, is_duplicate=is_duplicate, **common)
+        # 1xx/3xx/unexpected 2xx: nothing says SignalWire did not act on it.
+        return SignalWireUnavailable(
+            f"unexpected answer from SignalWire: HTTP {status}",
+            may_have_reached_signalwire=True,
+            **common,
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._token, "[redacted]") if self._token in text else text
+
+
+__all__ = [
+    "ALL_CAPABILITIES",
+    "API_PATH",
+    "ENCODINGS",
+    "NUMBER_TYPES",
+    "Capabilities",
+    "CredentialsRejected",
+    "IncomingPhoneNumber",
+    "RequestRejected",
+    "SignalWireClient",
+    "SignalWireError",
+    "SignalWireUnavailable",
+    "parse_retry_after",
+    "parse_rfc2822",
+]
