@@ -299,3 +299,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=6),
     },
 }
+
+# SignalWire. SIGNALWIRE_BASE_URL sends every project's requests to one place instead of
+# https://<space host>/api/laml/2010-04-01: the local simulator. Plain http:// is refused
+# unless the host is loopback, so a token never travels unencrypted.
+SIGNALWIRE_BASE_URL = env_str("SIGNALWIRE_BASE_URL") or None
+# "form" is what SignalWire documents; "json" is what its newer SDKs send (NOTES.md §1.3).
+SIGNALWIRE_REQUEST_ENCODING = env_str("SIGNALWIRE_REQUEST_ENCODING", "form")
+SIGNALWIRE_TIMEOUT = (
+    env_int("SIGNALWIRE_CONNECT_TIMEOUT_MS", 3050) / 1000,
+    env_int("SIGNALWIRE_READ_TIMEOUT_MS", 15000) / 1000,
+)

@@ -62,3 +62,94 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def support_user(db):
+    from django.contrib.auth.models import Group, User
+
+    from phone_numbers.roles import SUPPORT
+
+    user = User.objects.create_user("sam", password="support-pass-1")
+    user.groups.add(Group.objects.get(name=SUPPORT))
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    from django.contrib.auth.models import Group, User
+
+    from phone_numbers.roles import ADMINS
+
+    user = User.objects.create_user("ada", password="admin-pass-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=ADMINS))
+    return user
+
+
+@pytest.fixture
+def make_project(db):
+    """Build a project (with an active token unless token=None); fields override defaults."""
+    import uuid
+
+    from phone_numbers.models import Project
+
+    def make(token: str | None = "PTdefault-test-token-0001", **overrides):
+        fields = {
+            "name": "Acme Corp",
+            "space_host": "acme.signalwire.com",
+            "project_id": uuid.uuid4(),
+            "default_country": "US",
+        }
+        project = Project.objects.create(**(fields | overrides))
+        if token:
+            project.replace_token(token, by=None)
+        return project
+
+    return make
+
+
+# ---------------------------------------------------------------------------------------------
+# SignalWire simulator fixtures (issue 3). An in-process simulator on a free 127.0.0.1 port.
+# Imports stay inside the fixtures so this section does not disturb the module above.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sim_project():
+    """A fresh simulator project: random UUID and token, every switch at its default."""
+    import uuid
+
+    from phone_numbers.simulator import SimProject
+
+    return SimProject(
+        project_id=str(uuid.uuid4()),
+        token="PT" + uuid.uuid4().hex,
+        space_host="test.signalwire.test",
+    )
+
+
+@pytest.fixture
+def simulator(sim_project):
+    """A running `Simulator` knowing `sim_project`; `.api_base_url`, `.configure()`, `.stats()`."""
+    from phone_numbers.simulator import Simulator
+
+    sim = Simulator([sim_project], seed=1234).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
+@pytest.fixture
+def sim_client(simulator, sim_project):
+    """A `SignalWireClient` for `sim_project`, pointed at `simulator`, with short timeouts."""
+    from phone_numbers.signalwire import SignalWireClient
+
+    return SignalWireClient(
+        sim_project.space_host,
+        sim_project.project_id,
+        sim_project.token,
+        base_url=simulator.api_base_url,
+        timeout=(1.0, 2.0),
+        version="test",
+    )

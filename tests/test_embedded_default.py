@@ -24,6 +24,14 @@ def wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def demo_connection_status(database) -> str | None:
+    with sqlite3.connect(database) as connection:
+        row = connection.execute(
+            "SELECT connection_status FROM phone_numbers_project WHERE name LIKE 'Demo%'"
+        ).fetchone()
+    return row and row[0]
+
+
 @pytest.mark.parametrize("broker", ["filesystem", "redis"])
 def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env, tmp_path, broker):
     if broker == "redis":
@@ -68,8 +76,8 @@ def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env
         worker.wait(timeout=20)
 
 
-def test_runportal_serves_the_portal_and_stops_every_part(local_mode_env):
-    port = free_port()
+def test_runportal_serves_the_portal_and_stops_every_part(local_mode_env, tmp_path):
+    port, simulator_port = free_port(), free_port()
     env = {**local_mode_env, "PORTAL_ADMIN_PASSWORD": "first-admin-password"}
     portal = subprocess.Popen(
         [
@@ -103,11 +111,18 @@ def test_runportal_serves_the_portal_and_stops_every_part(local_mode_env):
         assert login_page.url.startswith(f"{base}/login/")
         assert 'name="password"' in login_page.text
         assert requests.get(f"{base}/static/css/portal.css", timeout=5).status_code == 200
+        # The worker checks the demo project's connection against the simulator.
+        wait_for(
+            lambda: demo_connection_status(tmp_path / "var" / "portal.sqlite3") == "ok",
+            seconds=30,
+            what="the demo project's connection check",
+        )
 
         portal.send_signal(signal.SIGINT)
         assert portal.wait(timeout=30) == 0
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"{base}/healthz", timeout=2)
+        for stopped_port in (port, simulator_port):
+            with pytest.raises(requests.ConnectionError):
+                requests.get(f"http://127.0.0.1:{stopped_port}/", timeout=2)
     finally:
         if portal.poll() is None:
             portal.kill()

@@ -11,13 +11,19 @@ def test_migrations_create_both_roles():
     assert set(Group.objects.values_list("name", flat=True)) >= {SUPPORT, ADMINS}
 
 
-def test_admins_may_manage_users_and_support_may_not():
-    admins = Group.objects.get(name=ADMINS)
-    support = Group.objects.get(name=SUPPORT)
-    admin_codenames = set(admins.permissions.values_list("codename", flat=True))
+def codenames(role: str) -> set[str]:
+    return set(Group.objects.get(name=role).permissions.values_list("codename", flat=True))
 
-    assert {"view_user", "add_user", "change_user"} <= admin_codenames
-    assert not support.permissions.filter(codename__in=admin_codenames).exists()
+
+def test_admins_may_manage_users_and_support_may_not():
+    assert {"view_user", "add_user", "change_user"} <= codenames(ADMINS)
+    assert not {"view_user", "add_user", "change_user"} & codenames(SUPPORT)
+
+
+def test_support_reads_projects_and_admins_change_them():
+    assert "view_project" in codenames(SUPPORT)
+    assert not {"add_project", "change_project", "change_credential"} & codenames(SUPPORT)
+    assert {"view_project", "add_project", "change_project", "add_credential"} <= codenames(ADMINS)
 
 
 def test_first_admin_gets_a_generated_password_once(monkeypatch):

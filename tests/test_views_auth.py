@@ -1,20 +1,10 @@
 import pytest
-from django.contrib.auth.models import Group, User
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
-
-from phone_numbers.roles import ADMINS, SUPPORT
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC_URL_NAMES = {"login", "phone_numbers:healthz"}
-
-
-@pytest.fixture
-def support_user():
-    user = User.objects.create_user("sam", password="support-pass-1")
-    user.groups.add(Group.objects.get(name=SUPPORT))
-    return user
 
 
 def named_urls_without_arguments(resolver=None, namespace=""):
@@ -94,14 +84,12 @@ def test_base_layout_puts_the_csrf_token_in_htmx_headers_and_loads_htmx_locally(
     assertContains(response, "/static/css/portal.css")
 
 
-def test_support_user_sees_no_admin_link_but_an_admin_does(client, support_user):
-    admin = User.objects.create_user("ada", password="admin-pass-1", is_staff=True)
-    admin.groups.add(Group.objects.get(name=ADMINS))
+def test_support_user_sees_no_admin_link_but_an_admin_does(client, support_user, admin_user):
     admin_link = reverse("admin:index")
 
     client.force_login(support_user)
     assertNotContains(client.get(reverse("phone_numbers:home")), admin_link)
-    client.force_login(admin)
+    client.force_login(admin_user)
     assertContains(client.get(reverse("phone_numbers:home")), admin_link)
 
 

@@ -1,38 +1,25 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-# Each later migration that adds a model grants its permissions to the roles the same way.
-ROLE_PERMISSIONS = {
-    "Support": [],
-    "Admins": [
-        ("auth", "view_user"),
-        ("auth", "add_user"),
-        ("auth", "change_user"),
-        ("auth", "view_group"),
-    ],
-}
+from phone_numbers.roles import ADMINS, SUPPORT, grant_permissions
 
 
 def create_roles(apps, schema_editor):
-    # On a fresh database Django creates permissions only after all migrations have run,
-    # so create the ones this migration grants now.
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, permissions in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        for app_label, codename in permissions:
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    grant_permissions(
+        apps,
+        {
+            SUPPORT: [],
+            ADMINS: [
+                ("auth", "view_user"),
+                ("auth", "add_user"),
+                ("auth", "change_user"),
+                ("auth", "view_group"),
+            ],
+        },
+    )
 
 
 def delete_roles(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name__in=ROLE_PERMISSIONS).delete()
+    apps.get_model("auth", "Group").objects.filter(name__in=[SUPPORT, ADMINS]).delete()
 
 
 class Migration(migrations.Migration):

@@ -15,7 +15,11 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from phone_numbers.models import Project
 from phone_numbers.roles import ADMINS
+from phone_numbers.signalwire import API_PATH
+from phone_numbers.simulator import DEMO_PROJECT_ID, DEMO_SPACE_HOST, DEMO_TOKEN
+from phone_numbers.tasks import check_project_connection
 
 ADMIN_USERNAME = "admin"
 STARTUP_SECONDS = 60
@@ -38,20 +42,39 @@ def create_first_admin() -> tuple[bool, str | None]:
     return True, generated
 
 
+def create_demo_project() -> Project | None:
+    """Create the demo customer's project, served by the simulator, unless it exists."""
+    if Project.objects.filter(space_host=DEMO_SPACE_HOST, project_id=DEMO_PROJECT_ID).exists():
+        return None
+    project = Project.objects.create(
+        name="Demo customer (simulator)",
+        space_host=DEMO_SPACE_HOST,
+        project_id=DEMO_PROJECT_ID,
+        default_country="US",
+        notes="Served by the local SignalWire simulator that `make run` starts.",
+    )
+    project.replace_token(DEMO_TOKEN, by=None)
+    return project
+
+
 class Command(BaseCommand):
     help = (
-        "Migrate, create the first admin, then run the web server, a Celery worker and "
-        "Celery beat until Ctrl-C."
+        "Migrate, create the first admin and a demo project, then run the web server, a "
+        "Celery worker, Celery beat and the SignalWire simulator until Ctrl-C."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--simulator-port", type=int, default=8765)
         parser.add_argument("--worker-concurrency", type=int, default=8)
 
-    def handle(self, *args, port: int, worker_concurrency: int, **options) -> None:
+    def handle(
+        self, *args, port: int, simulator_port: int, worker_concurrency: int, **options
+    ) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         created, generated_password = create_first_admin()
+        demo_project = create_demo_project()
 
         address = f"127.0.0.1:{port}"
         celery = [sys.executable, "-m", "celery", "--app", "portal"]
@@ -68,6 +91,19 @@ class Command(BaseCommand):
                 "INFO",
             ],
             "beat": [*celery, "beat", "--loglevel", "INFO"],
+            "simulator": [
+                sys.executable,
+                "-m",
+                "phone_numbers.simulator",
+                "--port",
+                str(simulator_port),
+                "--demo",
+            ],
+        }
+        # Every project of this local portal talks to the simulator, never to SignalWire.
+        env = {
+            **os.environ,
+            "SIGNALWIRE_BASE_URL": f"http://127.0.0.1:{simulator_port}{API_PATH}",
         }
         # A SIGTERM (from a supervisor or a test) stops the portal like Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -77,9 +113,12 @@ class Command(BaseCommand):
                 # Each part gets its own process group, so stopping one also stops its
                 # children (runserver's reloader, the worker's pool).
                 processes[name] = subprocess.Popen(
-                    command, cwd=settings.BASE_DIR, start_new_session=True
+                    command, cwd=settings.BASE_DIR, env=env, start_new_session=True
                 )
             self.wait_until_healthy(f"http://{address}/healthz", processes)
+            if demo_project:
+                demo_project.start_connection_check()
+                check_project_connection.delay(demo_project.pk)
             self.print_banner(f"http://{address}/", created, generated_password)
             self.wait_for_any_exit(processes)
         except KeyboardInterrupt:
@@ -128,7 +167,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"\nThe Number Import Portal is running at {url}\n")
             + f"  Log in as {login}\n"
-            + "  Web server, Celery worker and Celery beat are running. Ctrl-C stops them all.\n"
+            "  “Demo customer (simulator)” imports into the local SignalWire simulator.\n"
+            "  Web server, Celery worker, Celery beat and simulator run until Ctrl-C.\n"
         )
         self.stdout.flush()
 
