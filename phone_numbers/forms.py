@@ -3,6 +3,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_choices
 from phone_numbers.models import Project
@@ -78,6 +79,7 @@ class ProjectForm(forms.ModelForm):
             raise forms.ValidationError("Choose the country from the list.")
         return code
 
+    @sensitive_variables("token")
     def clean_token(self) -> str:
         token = self.cleaned_data["token"]
         if re.search(r"\s", token):

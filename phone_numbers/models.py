@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_names
 from phone_numbers.crypto import EncryptedTextField
@@ -83,13 +84,16 @@ class Project(models.Model):
     def active_credential(self) -> "Credential | None":
         return self.credentials.filter(revoked_at__isnull=True).first()
 
-    @transaction.atomic
+    @sensitive_variables("token")
     def replace_token(self, token: str, by) -> "Credential":
         """Store a new token and revoke the old one, erasing its ciphertext."""
-        self.credentials.filter(revoked_at__isnull=True).update(
-            token=None, revoked_at=timezone.now(), revoked_by=by
-        )
-        return self.credentials.create(token=token, token_last4=token[-4:], created_by=by)
+        # A with block, not the decorator: a decorator's frame would show the token in
+        # error reports.
+        with transaction.atomic():
+            self.credentials.filter(revoked_at__isnull=True).update(
+                token=None, revoked_at=timezone.now(), revoked_by=by
+            )
+            return self.credentials.create(token=token, token_last4=token[-4:], created_by=by)
 
     def start_connection_check(self) -> None:
         self.connection_status = ConnectionStatus.CHECKING

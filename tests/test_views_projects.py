@@ -1,7 +1,10 @@
 import logging
+import sys
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
+from django.views.debug import ExceptionReporter
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
 from phone_numbers.models import ConnectionStatus, Credential, Project
@@ -251,3 +254,25 @@ def test_the_token_appears_in_no_page_fragment_admin_page_or_log(
     assertContains(pages[2], "…" + CANARY[-4:])
     for record in caplog.records:
         assert CANARY not in record.getMessage()
+
+
+def test_an_error_report_for_a_failed_save_does_not_contain_the_token(
+    client, admin_user, monkeypatch
+):
+    def broken_clock():
+        raise RuntimeError("storage broke")
+
+    # Fails inside Project.replace_token, whose frame holds the token.
+    monkeypatch.setattr("phone_numbers.models.timezone", SimpleNamespace(now=broken_clock))
+    client.force_login(admin_user)
+    client.raise_request_exception = False
+
+    response = client.post(reverse("phone_numbers:project_create"), project_data())
+
+    assert response.status_code == 500
+    # What Django's error e-mail to admins would contain, local variables included.
+    exc_info = response.exc_info or sys.exc_info()
+    report = ExceptionReporter(response.wsgi_request, *exc_info, is_email=True)
+    assert "storage broke" in report.get_traceback_text()
+    assert CANARY not in report.get_traceback_text()
+    assert CANARY not in report.get_traceback_html()
