@@ -6,7 +6,9 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_choices
-from phone_numbers.models import Project
+from phone_numbers.importing import refusal_for
+from phone_numbers.models import ALL_CAPABILITIES, ImportJob, NumberType, Project
+from phone_numbers.number_input import CSV_MAX_ROWS, InputError, read_csv, read_pasted
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -113,3 +115,90 @@ class ProjectForm(forms.ModelForm):
         if self.cleaned_data["token"]:
             project.replace_token(self.cleaned_data["token"], by=by)
         return project
+
+
+class ImportForm(forms.Form):
+    """A new import job: numbers pasted or in a CSV file, for one project."""
+
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"),
+        empty_label="Choose the customer's project…",
+        error_messages={"required": "Choose the project to import into."},
+    )
+    numbers = forms.CharField(
+        label="Numbers",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="One number a line, in any usual form: +1 415 555 0100, (415) 555-0100, "
+        "tel:+14155550100, 0044 20 7946 0958.",
+    )
+    csv_file = forms.FileField(
+        label="…or a CSV file",
+        required=False,
+        help_text="A “number” column, and optionally “number_type” and “capabilities” columns "
+        "that override the choices below for their row.",
+    )
+    number_type = forms.ChoiceField(
+        choices=NumberType.choices, initial=NumberType.LONGCODE, widget=forms.RadioSelect
+    )
+    capabilities = forms.MultipleChoiceField(
+        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
+        initial=ALL_CAPABILITIES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one capability."},
+    )
+    ticket = forms.CharField(
+        label="Ticket reference", required=False, max_length=100, help_text="Optional."
+    )
+
+    def clean_project(self) -> Project:
+        project = self.cleaned_data["project"]
+        if refusal := refusal_for(project):
+            raise forms.ValidationError(refusal)
+        return project
+
+    def clean_capabilities(self) -> list[str]:
+        chosen = self.cleaned_data["capabilities"]
+        return [name for name in ALL_CAPABILITIES if name in chosen]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        pasted, upload = cleaned.get("numbers", "").strip(), cleaned.get("csv_file")
+        if pasted and upload:
+            self.add_error("csv_file", "Paste numbers or choose a CSV file, not both.")
+        elif upload:
+            try:
+                cleaned["lines"] = read_csv(upload.read())
+            except InputError as exc:
+                self.add_error("csv_file", str(exc))
+            else:
+                cleaned["source"] = ImportJob.Source.CSV
+                if not cleaned["lines"]:
+                    self.add_error("csv_file", "The CSV has a header but no numbers.")
+        elif pasted:
+            cleaned["lines"] = read_pasted(pasted)
+            cleaned["source"] = (
+                ImportJob.Source.SINGLE if len(cleaned["lines"]) == 1 else ImportJob.Source.PASTE
+            )
+            if len(cleaned["lines"]) > CSV_MAX_ROWS:
+                self.add_error(
+                    "numbers", f"More than {CSV_MAX_ROWS:,} lines: split the list into parts."
+                )
+        else:
+            self.add_error("numbers", "Paste at least one number, or choose a CSV file.")
+        return cleaned
+
+
+class RetryNumberForm(forms.Form):
+    """Correct a failed number's type or capabilities before retrying it."""
+
+    number_type = forms.ChoiceField(choices=NumberType.choices)
+    capabilities = forms.MultipleChoiceField(
+        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one capability."},
+    )
+
+    def clean_capabilities(self) -> list[str]:
+        chosen = self.cleaned_data["capabilities"]
+        return [name for name in ALL_CAPABILITIES if name in chosen]

@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import OuterRef, Q, Subquery
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -151,3 +154,347 @@ class Credential(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class NumberType(models.TextChoices):
+    LONGCODE = "longcode", "Long code"
+    TOLLFREE = "tollfree", "Toll-free"
+
+
+ALL_CAPABILITIES = ["sms", "voice", "fax", "mms"]
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUBMITTING = "submitting", "Submitting"
+    IMPORTED = "imported", "Imported"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+LIVE_STATUSES = [ImportStatus.PENDING, ImportStatus.SUBMITTING, ImportStatus.IMPORTED]
+UNFINISHED_STATUSES = [ImportStatus.PENDING, ImportStatus.SUBMITTING]
+
+
+class FailureCategory(models.TextChoices):
+    INVALID_INPUT = "invalid_input", "Rejected input"
+    DUPLICATE = "duplicate", "Already in the project"
+    AUTH = "auth", "Credentials rejected"
+    RATE_LIMITED = "rate_limited", "Rate limited"
+    UPSTREAM = "upstream", "SignalWire error"
+    NETWORK = "network", "Network problem"
+
+
+# What support staff are told about each failure, and what to do next (PRODUCT.md).
+FAILURE_ADVICE = {
+    FailureCategory.INVALID_INPUT: "SignalWire refused this number as sent: fix the number "
+    "type or capabilities and retry it.",
+    FailureCategory.DUPLICATE: "The number is already in this customer's project: nothing to do.",
+    FailureCategory.AUTH: "SignalWire refused the project's API token, so the job is paused. "
+    "Ask an admin to check the project's token, then resume the job.",
+    FailureCategory.RATE_LIMITED: "SignalWire asked us to slow down. Nothing to do: it is "
+    "retried by itself.",
+    FailureCategory.UPSTREAM: "SignalWire is having trouble. Retry later.",
+    FailureCategory.NETWORK: "SignalWire could not be reached. Retry later.",
+}
+# Failures a plain retry can mend; the others need an edit (invalid input) or nothing.
+RETRYABLE_CATEGORIES = [
+    FailureCategory.AUTH,
+    FailureCategory.RATE_LIMITED,
+    FailureCategory.UPSTREAM,
+    FailureCategory.NETWORK,
+]
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+    PARTIAL = "partial", "Partly imported"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ImportJobQuerySet(models.QuerySet):
+    def with_counts(self) -> "ImportJobQuerySet":
+        """Annotate `count_<status>` for every number import status, and `count_total`."""
+        counts = {
+            f"count_{status}": models.Count("numbers", filter=Q(numbers__status=status))
+            for status in ImportStatus.values
+        }
+        return self.annotate(count_total=models.Count("numbers"), **counts)
+
+
+class ImportJob(models.Model):
+    """One submission by one person for one project: one number, a pasted list or a CSV."""
+
+    class Source(models.TextChoices):
+        PASTE = "paste", "Pasted list"
+        CSV = "csv", "CSV file"
+        SINGLE = "single", "One number"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="import_jobs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=10, choices=Source)
+    ticket = models.CharField("Ticket reference", max_length=100, blank=True)
+    number_type = models.CharField(max_length=10, choices=NumberType)
+    capabilities = models.JSONField(default=list)
+    # A digest of what was previewed, so a repeated confirm finds the job it already made.
+    input_digest = models.CharField(max_length=64, db_index=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    pause_reason = models.CharField(max_length=200, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ImportJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("pause_importjob", "Can pause and resume import jobs")]
+
+    def __str__(self) -> str:
+        return f"Job {self.pk} for {self.project.name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("phone_numbers:job_detail", args=[self.pk])
+
+    def counts(self) -> dict[str, int]:
+        """Number imports by status, every status present, plus `total`."""
+        rows = self.numbers.values("status").annotate(n=models.Count("pk")).order_by()
+        counts = dict.fromkeys(ImportStatus.values, 0) | {row["status"]: row["n"] for row in rows}
+        counts["total"] = sum(counts.values())
+        return counts
+
+    def status_for(self, counts: dict[str, int]) -> JobStatus:
+        unfinished = counts["pending"] + counts["submitting"]
+        if unfinished:
+            if self.paused_at:
+                return JobStatus.PAUSED
+            return JobStatus.RUNNING if counts["total"] > counts["pending"] else JobStatus.QUEUED
+        if self.cancelled_at and not counts["imported"]:
+            return JobStatus.CANCELLED
+        if counts["imported"] == counts["total"]:
+            return JobStatus.COMPLETED
+        return JobStatus.PARTIAL if counts["imported"] else JobStatus.FAILED
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    def pause(self, reason: str) -> None:
+        """Stop sending this job's numbers until it is resumed; the first reason is kept."""
+        ImportJob.objects.filter(pk=self.pk, paused_at__isnull=True).update(
+            paused_at=timezone.now(), pause_reason=reason[:200]
+        )
+        self.refresh_from_db(fields=["paused_at", "pause_reason"])
+
+
+class NumberImport(models.Model):
+    """One number inside a job, with its own status, attempts and SignalWire's answer."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="numbers")
+    # The job's project, repeated so one constraint can span every job of the project.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="numbers")
+    number = models.CharField(max_length=32, help_text="E.164")
+    input_text = models.CharField(max_length=100, blank=True, help_text="As typed.")
+    input_line = models.PositiveIntegerField(null=True, blank=True)
+    how_read = models.CharField(max_length=200, blank=True)
+    number_type = models.CharField(max_length=10, choices=NumberType)
+    capabilities = models.JSONField(default=list)
+
+    status = models.CharField(max_length=12, choices=ImportStatus, default=ImportStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # Attempts since the row was last (re)started by a person; bounds automatic retries.
+    attempts_this_round = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When a task was last sent for this row, so lost messages can be found and re-sent.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # An earlier request may have reached SignalWire: look the number up before posting.
+    needs_lookup = models.BooleanField(default=False)
+
+    failure_category = models.CharField(max_length=20, choices=FailureCategory, blank=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    sid = models.CharField(max_length=64, blank=True)
+    friendly_name = models.CharField(max_length=100, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    imported_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "number"],
+                condition=Q(status__in=["pending", "submitting", "imported"]),
+                name="one_live_import_per_number_and_project",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["job", "status"], name="numberimport_job_status"),
+            models.Index(fields=["status", "next_attempt_at"], name="numberimport_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.get_status_display()})"
+
+    @property
+    def failure_advice(self) -> str:
+        return FAILURE_ADVICE.get(self.failure_category, "")
+
+    def claim(self) -> bool:
+        """pending → submitting, when due and the job is not paused; False if not this time.
+
+        A conditional UPDATE: of two tasks for one row (a redelivered message, a duplicate),
+        exactly one wins.
+        """
+        now = timezone.now()
+        claimed = (
+            NumberImport.objects.filter(
+                pk=self.pk, status=ImportStatus.PENDING, job__paused_at__isnull=True
+            )
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .update(
+                status=ImportStatus.SUBMITTING,
+                claimed_at=now,
+                attempts=models.F("attempts") + 1,
+                attempts_this_round=models.F("attempts_this_round") + 1,
+                updated_at=now,
+            )
+        )
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def _leave_submitting(self, outcome: str, **fields) -> bool:
+        """Record the attempt and move on from submitting; False if the row was taken back."""
+        now = timezone.now()
+        with transaction.atomic():
+            moved = NumberImport.objects.filter(pk=self.pk, status=ImportStatus.SUBMITTING).update(
+                **fields, updated_at=now
+            )
+            if moved:
+                self.attempt_log.create(
+                    started_at=self.claimed_at or now,
+                    outcome=outcome,
+                    http_status=fields.get("http_status"),
+                    error_code=fields.get("error_code", ""),
+                    message=fields.get("error_message", ""),
+                )
+        if moved:
+            self.refresh_from_db()
+        return bool(moved)
+
+    def mark_imported(self, sid: str, friendly_name: str, response: dict, outcome: str) -> bool:
+        return self._leave_submitting(
+            outcome,
+            status=ImportStatus.IMPORTED,
+            sid=sid,
+            friendly_name=friendly_name[:100],
+            response=response,
+            imported_at=timezone.now(),
+            needs_lookup=False,
+            next_attempt_at=None,
+            failure_category="",
+            error_code="",
+            error_message="",
+            http_status=None,
+        )
+
+    def mark_failed(
+        self,
+        category: "FailureCategory",
+        message: str,
+        code: str = "",
+        http_status: int | None = None,
+        *,
+        needs_lookup: bool = False,
+    ) -> bool:
+        return self._leave_submitting(
+            f"failed: {category.label}",
+            status=ImportStatus.FAILED,
+            failure_category=category,
+            error_message=message[:500],
+            error_code=code[:20],
+            http_status=http_status,
+            needs_lookup=needs_lookup,
+            next_attempt_at=None,
+        )
+
+    def schedule_retry(
+        self,
+        delay_seconds: float,
+        category: "FailureCategory",
+        message: str,
+        code: str,
+        http_status: int | None,
+        needs_lookup: bool,
+    ) -> bool:
+        """Back to pending, due after the delay; the error stays visible meanwhile."""
+        return self._leave_submitting(
+            f"{category.label}: retrying",
+            status=ImportStatus.PENDING,
+            next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
+            queued_at=timezone.now(),
+            failure_category=category,
+            error_message=message[:500],
+            error_code=code[:20],
+            http_status=http_status,
+            needs_lookup=needs_lookup,
+        )
+
+    def postpone(self, delay_seconds: float) -> bool:
+        """Hand the row back unsent (its Space is busy): no attempt is counted."""
+        now = timezone.now()
+        return bool(
+            NumberImport.objects.filter(pk=self.pk, status=ImportStatus.SUBMITTING).update(
+                status=ImportStatus.PENDING,
+                attempts=models.F("attempts") - 1,
+                attempts_this_round=models.F("attempts_this_round") - 1,
+                next_attempt_at=now + timedelta(seconds=delay_seconds),
+                queued_at=now,
+                updated_at=now,
+            )
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in UNFINISHED_STATUSES
+
+
+class ImportAttempt(models.Model):
+    """One request (or lookup) made to SignalWire for a number import, and what came of it."""
+
+    number_import = models.ForeignKey(
+        NumberImport, on_delete=models.CASCADE, related_name="attempt_log"
+    )
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=40)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=20, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RateLimitBucket(models.Model):
+    """The request schedule of one Space, shared by every worker (see rate_limit.py)."""
+
+    space_host = models.CharField(max_length=253, primary_key=True)
+    # Generic cell rate algorithm: the earliest time the next request may be sent.
+    next_send_at = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return self.space_host

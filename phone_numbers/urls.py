@@ -17,4 +17,13 @@ urlpatterns = [
         name="project_check_connection",
     ),
     path("projects/<int:pk>/active/", views.project_set_active, name="project_set_active"),
+    path("imports/new/", views.import_new, name="import_new"),
+    path("jobs/", views.job_list, name="job_list"),
+    path("jobs/<int:pk>/", views.job_detail, name="job_detail"),
+    path("jobs/<int:pk>/retry-failed/", views.job_retry_failed, name="job_retry_failed"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
+    path("jobs/<int:pk>/pause/", views.job_pause, name="job_pause"),
+    path("jobs/<int:pk>/resume/", views.job_resume, name="job_resume"),
+    path("jobs/<int:pk>/export.csv", views.job_export, name="job_export"),
+    path("numbers/<int:pk>/retry/", views.number_retry, name="number_retry"),
 ]

@@ -1,24 +1,31 @@
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import health
-from phone_numbers.forms import ProjectForm
-from phone_numbers.models import Project
+from phone_numbers import health, importing
+from phone_numbers.forms import ImportForm, ProjectForm, RetryNumberForm
+from phone_numbers.models import ImportJob, ImportStatus, NumberImport, Project
 from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
+PREVIEW_PAGE_SIZE = 100
+JOB_ROWS_PAGE_SIZE = 100
+JOBS_PAGE_SIZE = 50
 
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "phone_numbers/home.html")
+    return render(request, "phone_numbers/home.html", {"form": ImportForm()})
 
 
 @login_not_required
@@ -127,3 +134,192 @@ def project_set_active(request: HttpRequest, pk: int) -> HttpResponse:
             f"Project “{project.name}” is deactivated: nothing new can be imported into it.",
         )
     return redirect("phone_numbers:project_detail", pk=project.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required("phone_numbers.add_importjob", raise_exception=True)
+@vary_on_headers("HX-Request")
+def import_new(request: HttpRequest) -> HttpResponse:
+    """The import form; a POST previews the numbers, or with `confirm` starts the job."""
+    form = ImportForm(
+        request.POST or None, request.FILES or None, initial={"project": request.GET.get("project")}
+    )
+    if project_query := request.GET.get("project_q", "")[:PROJECT_SEARCH_MAX_LENGTH]:
+        form.fields["project"].queryset = Project.objects.active().search(project_query)
+    context: dict = {"form": form}
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        arguments = {
+            "project": data["project"],
+            "lines": data["lines"],
+            "number_type": data["number_type"],
+            "capabilities": data["capabilities"],
+        }
+        digest = importing.input_digest(**arguments)
+        confirmed = request.POST.get("confirm")
+        if confirmed == digest:
+            try:
+                job = importing.start_job(
+                    **arguments,
+                    created_by=request.user,
+                    source=data["source"],
+                    ticket=data["ticket"],
+                )
+            except importing.ImportRefused as exc:
+                context["refusal"] = str(exc)
+            else:
+                if request.htmx:
+                    return HttpResponseClientRedirect(job.get_absolute_url())
+                return redirect(job)
+        elif confirmed:
+            context["refusal"] = (
+                "The numbers or choices changed after the preview: check the preview below, "
+                "then confirm again."
+            )
+        preview = importing.preview(**arguments)
+        context.update(
+            preview=preview,
+            preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
+                request.POST.get("page")
+            ),
+            digest=digest,
+        )
+    if request.htmx and request.method == "POST":
+        return render(request, "phone_numbers/partials/import_preview.html", context)
+    return render(request, "phone_numbers/import_form.html", context)
+
+
+@require_GET
+@permission_required("phone_numbers.view_importjob", raise_exception=True)
+def job_list(request: HttpRequest) -> HttpResponse:
+    jobs = ImportJob.objects.with_counts().select_related("project", "created_by")
+    page = Paginator(jobs, JOBS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "phone_numbers/job_list.html", {"page": page})
+
+
+@require_GET
+@permission_required("phone_numbers.view_importjob", raise_exception=True)
+@vary_on_headers("HX-Request")
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.select_related("project", "created_by"), pk=pk)
+    status_filter = request.GET.get("status", "")
+    numbers = job.numbers.all()
+    if status_filter in ImportStatus.values:
+        numbers = numbers.filter(status=status_filter)
+    counts = job.counts()
+    context = {
+        "job": job,
+        "counts": counts,
+        "job_status": job.status_for(counts),
+        "finished": counts["total"] - counts["pending"] - counts["submitting"],
+        "status_filter": status_filter,
+        "statuses": ImportStatus.choices,
+        "page": Paginator(numbers, JOB_ROWS_PAGE_SIZE).get_page(request.GET.get("page")),
+        "retry_form": RetryNumberForm(),
+    }
+    if request.htmx:
+        return render(request, "phone_numbers/partials/job_live.html", context)
+    return render(request, "phone_numbers/job_detail.html", context)
+
+
+@require_POST
+@permission_required("phone_numbers.change_importjob", raise_exception=True)
+def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob, pk=pk)
+    restarted = importing.retry_failed(job)
+    messages.success(request, f"{restarted} failed number(s) are being retried.")
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.change_importjob", raise_exception=True)
+def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob, pk=pk)
+    cancelled = importing.cancel_pending(job)
+    messages.success(request, f"{cancelled} number(s) not yet sent were cancelled.")
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.pause_importjob", raise_exception=True)
+def job_pause(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob, pk=pk)
+    job.pause(f"Paused by {request.user.get_username()}.")
+    messages.success(request, "The job is paused: nothing more is sent until it is resumed.")
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.pause_importjob", raise_exception=True)
+def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob, pk=pk)
+    if refusal := importing.refusal_for(job.project):
+        messages.error(request, refusal)
+    else:
+        importing.resume(job)
+        messages.success(request, "The job is running again.")
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.change_numberimport", raise_exception=True)
+def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    number_import = get_object_or_404(NumberImport.objects.select_related("job"), pk=pk)
+    form = RetryNumberForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("capabilities", ["Check the choices."])))
+    elif importing.retry_number(
+        number_import, form.cleaned_data["number_type"], form.cleaned_data["capabilities"]
+    ):
+        messages.success(request, f"{number_import.number} is being retried.")
+    else:
+        messages.error(
+            request,
+            f"{number_import.number} was not retried: it is not failed any more, or it is "
+            "already being imported by another job.",
+        )
+    return redirect(number_import.job)
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming CSV."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@permission_required("phone_numbers.view_importjob", raise_exception=True)
+def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    job = get_object_or_404(ImportJob, pk=pk)
+    writer = csv.writer(_Echo())
+    header = [
+        "line",
+        "number",
+        "status",
+        "reason",
+        "sid",
+        "friendly_name",
+        "attempts",
+        "imported_at",
+    ]
+
+    def rows():
+        yield writer.writerow(header)
+        for number in job.numbers.order_by("pk").iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    number.input_line or "",
+                    number.number,
+                    number.status,
+                    number.error_message if number.status != ImportStatus.IMPORTED else "",
+                    number.sid,
+                    number.friendly_name,
+                    number.attempts,
+                    number.imported_at.isoformat() if number.imported_at else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="import-job-{job.pk}.csv"'
+    return response

@@ -310,3 +310,23 @@ SIGNALWIRE_TIMEOUT = (
     env_int("SIGNALWIRE_CONNECT_TIMEOUT_MS", 3050) / 1000,
     env_int("SIGNALWIRE_READ_TIMEOUT_MS", 15000) / 1000,
 )
+
+# Importing. The rate limit is per Space, across every worker on every machine; SignalWire
+# publishes 13,800 POSTs per 10 s for a whole Space, so the default stays far below it.
+PORTAL_RATE_LIMIT_PER_SPACE = env_int("PORTAL_RATE_LIMIT_PER_SPACE", 20)
+# Numbers of one job queued or being sent at once: a large job cannot crowd out the rest.
+PORTAL_JOB_CONCURRENCY = env_int("PORTAL_JOB_CONCURRENCY", 16)
+PORTAL_MAX_ATTEMPTS = env_int("PORTAL_MAX_ATTEMPTS", 6)
+PORTAL_RETRY_BASE_SECONDS = env_int("PORTAL_RETRY_BASE_SECONDS", 2)
+PORTAL_RETRY_MAX_SECONDS = env_int("PORTAL_RETRY_MAX_SECONDS", 300)
+# Recovery by beat: a number "submitting" longer than a task may live lost its worker; a
+# number whose task was sent this long ago and never taken lost its message.
+PORTAL_STUCK_SUBMITTING_SECONDS = env_int(
+    "PORTAL_STUCK_SUBMITTING_SECONDS", CELERY_TASK_TIME_LIMIT + 30
+)
+PORTAL_REQUEUE_AFTER_SECONDS = env_int("PORTAL_REQUEUE_AFTER_SECONDS", 300)
+PORTAL_RECOVERY_INTERVAL_SECONDS = env_int("PORTAL_RECOVERY_INTERVAL_SECONDS", 30)
+CELERY_BEAT_SCHEDULE["recover-stuck-imports"] = {
+    "task": "phone_numbers.tasks.recover_stuck_imports",
+    "schedule": timedelta(seconds=PORTAL_RECOVERY_INTERVAL_SECONDS),
+}

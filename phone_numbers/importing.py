@@ -1,0 +1,470 @@
+"""Importing numbers: preview, start a job, import one number, retry, cancel, pause, recover.
+
+The one module that uses both the models and the SignalWire client. Celery tasks call in here
+with primary keys; every step is safe to repeat, because a message may be delivered twice, a
+worker may die mid-request, and an earlier request may have reached SignalWire before it
+timed out.
+"""
+
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from phone_numbers.connection import NoActiveToken, client_for
+from phone_numbers.crypto import DecryptionFailed
+from phone_numbers.models import (
+    RETRYABLE_CATEGORIES,
+    UNFINISHED_STATUSES,
+    FailureCategory,
+    ImportJob,
+    ImportStatus,
+    NumberImport,
+    Project,
+)
+from phone_numbers.number_input import InputLine, read_number
+from phone_numbers.rate_limit import reserve_send_time
+from phone_numbers.signalwire import (
+    CredentialsRejected,
+    RequestRejected,
+    SignalWireClient,
+    SignalWireUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+# A repeated confirm of the same list within this time finds the job it already made.
+REPEAT_CONFIRM_WINDOW = timedelta(minutes=10)
+# Waiting longer than this for a send slot frees the worker thread for other jobs.
+LONGEST_SLEEP_FOR_SLOT = 2.0
+# SQLite accepts at most 32,766 parameters in one query.
+LOOKUP_CHUNK = 5000
+
+
+class ImportRefused(Exception):
+    """The job cannot start; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------------------------
+# Preview and start
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    line_number: int
+    text: str
+    e164: str | None
+    how_read: str
+    problem: str
+    number_type: str
+    capabilities: tuple[str, ...]
+
+    @property
+    def is_importable(self) -> bool:
+        return self.e164 is not None and not self.problem
+
+
+@dataclass(frozen=True)
+class Preview:
+    rows: list[PreviewRow]
+
+    @cached_property
+    def importable(self) -> list[PreviewRow]:
+        return [row for row in self.rows if row.is_importable]
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.rows) - len(self.importable)
+
+
+def input_digest(
+    project: Project, lines: list[InputLine], number_type: str, capabilities: list[str]
+) -> str:
+    """Fingerprint of what is about to be imported, to recognise the same confirm twice."""
+    digest = hashlib.sha256(f"{project.pk}|{number_type}|{sorted(capabilities)}".encode())
+    for line in lines:
+        digest.update(f"\n{line.text}|{line.number_type}|{line.capabilities}".encode())
+    return digest.hexdigest()
+
+
+def preview(
+    project: Project, lines: list[InputLine], number_type: str, capabilities: list[str]
+) -> Preview:
+    """Read every line and say what would be imported, and why anything would not."""
+    read = [read_number(line.text, project.default_country) for line in lines]
+    live = _live_imports(project, {number.e164 for number in read if number.e164})
+    first_line: dict[str, int] = {}
+    rows = []
+    for line, number in zip(lines, read, strict=True):
+        problem = number.problem
+        if number.e164 and not problem:
+            if number.e164 in first_line:
+                problem = f"Duplicate of line {first_line[number.e164]}"
+            elif number.e164 in live:
+                problem = live[number.e164]
+            first_line.setdefault(number.e164, line.line_number)
+        rows.append(
+            PreviewRow(
+                line_number=line.line_number,
+                text=line.text,
+                e164=number.e164,
+                how_read=number.how_read,
+                problem=problem,
+                number_type=line.number_type or number_type,
+                capabilities=line.capabilities or tuple(capabilities),
+            )
+        )
+    # Rejected lines first: with thousands of lines, the problems must not hide on page 40.
+    rows.sort(key=lambda row: row.is_importable)
+    return Preview(rows)
+
+
+def _live_imports(project: Project, numbers: set[str]) -> dict[str, str]:
+    """Why each of `numbers` already live in the project cannot be imported again."""
+    found = {}
+    ordered = sorted(numbers)
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        rows = NumberImport.objects.filter(
+            project=project,
+            number__in=ordered[start : start + LOOKUP_CHUNK],
+            status__in=[*UNFINISHED_STATUSES, ImportStatus.IMPORTED],
+        ).values_list("number", "status", "job_id")
+        for number, status, job_id in rows:
+            found[number] = (
+                f"Already imported into this project (job {job_id})"
+                if status == ImportStatus.IMPORTED
+                else f"Already being imported into this project (job {job_id})"
+            )
+    return found
+
+
+def refusal_for(project: Project) -> str:
+    """Why nothing can be imported into the project right now, or ""."""
+    if not project.is_active:
+        return "This project is deactivated: an admin must reactivate it before importing."
+    if project.active_credential is None:
+        return "This project has no API token: ask an admin to add one on the project page."
+    return ""
+
+
+def start_job(
+    *,
+    project: Project,
+    created_by,
+    source: str,
+    ticket: str,
+    number_type: str,
+    capabilities: list[str],
+    lines: list[InputLine],
+) -> ImportJob:
+    """Create the job and its number imports in one transaction; queue them after commit.
+
+    Confirming the same list twice (a double click, a resubmitted form) returns the first job.
+    """
+    digest = input_digest(project, lines, number_type, capabilities)
+    with transaction.atomic():
+        # One confirm at a time per project, so two cannot both pass the "already live" check.
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        if refusal := refusal_for(project):
+            raise ImportRefused(refusal)
+        repeated = ImportJob.objects.filter(
+            project=project,
+            created_by=created_by,
+            input_digest=digest,
+            created_at__gte=timezone.now() - REPEAT_CONFIRM_WINDOW,
+        ).first()
+        if repeated:
+            return repeated
+        importable = preview(project, lines, number_type, capabilities).importable
+        if not importable:
+            raise ImportRefused(
+                "Nothing to import: every line is either not a number or already in the project."
+            )
+        job = ImportJob.objects.create(
+            project=project,
+            created_by=created_by,
+            source=source,
+            ticket=ticket,
+            number_type=number_type,
+            capabilities=capabilities,
+            input_digest=digest,
+        )
+        NumberImport.objects.bulk_create(
+            [
+                NumberImport(
+                    job=job,
+                    project=project,
+                    number=row.e164,
+                    input_text=row.text[:100],
+                    input_line=row.line_number,
+                    how_read=row.how_read,
+                    number_type=row.number_type,
+                    capabilities=list(row.capabilities),
+                )
+                for row in importable
+            ],
+            batch_size=1000,
+        )
+        transaction.on_commit(lambda: queue_pending(job))
+    return job
+
+
+# --------------------------------------------------------------------------------------------
+# Queueing: at most PORTAL_JOB_CONCURRENCY numbers of a job are queued or running at once, so
+# one huge job never fills the queue ahead of another project's one-number import.
+# --------------------------------------------------------------------------------------------
+
+
+def queue_pending(job: ImportJob) -> int:
+    """Send tasks for the job's next pending numbers, up to its concurrency; return how many."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not ImportJob.objects.filter(pk=job.pk, paused_at__isnull=True).exists():
+            return 0
+        in_flight = job.numbers.filter(
+            status__in=UNFINISHED_STATUSES, queued_at__isnull=False
+        ).count()
+        free = settings.PORTAL_JOB_CONCURRENCY - in_flight
+        if free <= 0:
+            return 0
+        pks = list(
+            job.numbers.filter(status=ImportStatus.PENDING, queued_at__isnull=True)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("pk")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:free]
+        )
+        NumberImport.objects.filter(pk__in=pks).update(queued_at=now)
+        transaction.on_commit(lambda: _send(pks))
+    return len(pks)
+
+
+def _send(pks: list[int], countdown: float | None = None) -> None:
+    from phone_numbers.tasks import import_phone_number  # the tasks module imports this one
+
+    for pk in pks:
+        import_phone_number.apply_async((pk,), countdown=countdown)
+
+
+# --------------------------------------------------------------------------------------------
+# Importing one number
+# --------------------------------------------------------------------------------------------
+
+
+def import_number(number_import: NumberImport, client: SignalWireClient | None = None) -> None:
+    """Import one number into its project: at most once, whatever is repeated or redelivered.
+
+    Claims the row (pending → submitting) or returns if another task has it, it is not due, or
+    the job is paused. After an attempt that may have reached SignalWire, it first looks the
+    number up and records it imported if it is there, so a number is never posted twice.
+    """
+    if not number_import.claim():
+        return
+    project = number_import.project
+    try:
+        client = client or client_for(project)
+    except (NoActiveToken, DecryptionFailed) as exc:
+        _fail_on_credentials(number_import, str(exc), http_status=None, code="")
+        return
+    try:
+        if number_import.needs_lookup:
+            if not _wait_for_send_slot(number_import):
+                return
+            existing = client.find_number(number_import.number)
+            if existing is not None:
+                number_import.mark_imported(
+                    existing.sid, existing.friendly_name or "", existing.raw, "found on SignalWire"
+                )
+                return
+        if not _wait_for_send_slot(number_import):
+            return
+        result = client.import_number(
+            number_import.number, number_import.number_type, number_import.capabilities
+        )
+    except CredentialsRejected as exc:
+        _fail_on_credentials(number_import, exc.message, exc.status, exc.code or "")
+    except RequestRejected as exc:
+        category = FailureCategory.DUPLICATE if exc.is_duplicate else FailureCategory.INVALID_INPUT
+        number_import.mark_failed(category, exc.message, exc.code or "", exc.status)
+    except SignalWireUnavailable as exc:
+        _retry_or_fail(number_import, exc)
+    else:
+        number_import.mark_imported(result.sid, result.friendly_name or "", result.raw, "imported")
+
+
+def _wait_for_send_slot(number_import: NumberImport) -> bool:
+    """Wait for the Space's next send slot; if it is far off, hand the number back for later."""
+    wait = reserve_send_time(number_import.project.space_host, settings.PORTAL_RATE_LIMIT_PER_SPACE)
+    if wait > LONGEST_SLEEP_FOR_SLOT:
+        number_import.postpone(wait)
+        _send([number_import.pk], countdown=wait)
+        return False
+    time.sleep(max(wait, 0))
+    return True
+
+
+def _fail_on_credentials(
+    number_import: NumberImport, message: str, http_status: int | None, code: str
+) -> None:
+    number_import.mark_failed(FailureCategory.AUTH, message, code, http_status)
+    number_import.job.pause("SignalWire refused the project's API token.")
+    logger.warning(
+        "Paused job %s: SignalWire refused the token of project %s",
+        number_import.job_id,
+        number_import.project_id,
+    )
+
+
+def _retry_or_fail(number_import: NumberImport, exc: SignalWireUnavailable) -> None:
+    if exc.status == 429:
+        category = FailureCategory.RATE_LIMITED
+    elif exc.status is not None:
+        category = FailureCategory.UPSTREAM
+    else:
+        category = FailureCategory.NETWORK
+    # A failed lookup leaves the question open; a failed post may have created the number.
+    needs_lookup = number_import.needs_lookup or exc.may_have_reached_signalwire
+    if number_import.attempts_this_round >= settings.PORTAL_MAX_ATTEMPTS:
+        message = exc.message
+        if needs_lookup:
+            message += " (it may have been imported: a retry checks SignalWire first)"
+        number_import.mark_failed(
+            category, message, exc.code or "", exc.status, needs_lookup=needs_lookup
+        )
+        return
+    delay = retry_delay(number_import.attempts_this_round, exc.retry_after)
+    if number_import.schedule_retry(
+        delay, category, exc.message, exc.code or "", exc.status, needs_lookup
+    ):
+        _send([number_import.pk], countdown=delay)
+
+
+def retry_delay(attempt: int, retry_after: float | None) -> float:
+    """Seconds before the next attempt: SignalWire's Retry-After, else backoff with jitter."""
+    if retry_after is not None:
+        return min(retry_after, settings.PORTAL_RETRY_MAX_SECONDS)
+    ceiling = min(
+        settings.PORTAL_RETRY_MAX_SECONDS, settings.PORTAL_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    )
+    # "Equal jitter": at least half the exponential delay, so retries spread out but still wait.
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+# --------------------------------------------------------------------------------------------
+# What people do to a job
+# --------------------------------------------------------------------------------------------
+
+
+def retry_failed(job: ImportJob) -> int:
+    """Put the job's failed numbers that a plain retry can mend back in the queue."""
+    restarted = _restart(job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
+    queue_pending(job)
+    return restarted
+
+
+def retry_number(number_import: NumberImport, number_type: str, capabilities: list[str]) -> bool:
+    """Retry one failed number, with its number type and capabilities as corrected."""
+    NumberImport.objects.filter(pk=number_import.pk, status=ImportStatus.FAILED).update(
+        number_type=number_type, capabilities=capabilities
+    )
+    restarted = _restart(NumberImport.objects.filter(pk=number_import.pk))
+    queue_pending(number_import.job)
+    return bool(restarted)
+
+
+def cancel_pending(job: ImportJob) -> int:
+    """Cancel the numbers not yet sent; numbers being sent right now finish."""
+    with transaction.atomic():
+        cancelled = job.numbers.filter(status=ImportStatus.PENDING).update(
+            status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
+        )
+        ImportJob.objects.filter(pk=job.pk).update(cancelled_at=timezone.now())
+    return cancelled
+
+
+def resume(job: ImportJob) -> None:
+    """Resume a paused job; numbers stopped by a refused token go back in the queue."""
+    ImportJob.objects.filter(pk=job.pk).update(paused_at=None, pause_reason="")
+    job.refresh_from_db()
+    _restart(job.numbers.filter(failure_category=FailureCategory.AUTH))
+    queue_pending(job)
+
+
+def _restart(failed: QuerySet) -> int:
+    """Failed numbers → pending, with a fresh round of attempts; the last error stays visible.
+
+    A number that meanwhile went live again in its project (another job) stays failed.
+    """
+    failed = failed.filter(status=ImportStatus.FAILED)
+    fields = {
+        "status": ImportStatus.PENDING,
+        "attempts_this_round": 0,
+        "next_attempt_at": None,
+        "queued_at": None,
+        "updated_at": timezone.now(),
+    }
+    try:
+        with transaction.atomic():
+            return failed.update(**fields)
+    except IntegrityError:
+        restarted = 0
+        for pk in failed.values_list("pk", flat=True):
+            try:
+                with transaction.atomic():
+                    restarted += NumberImport.objects.filter(pk=pk).update(**fields)
+            except IntegrityError:
+                continue
+        return restarted
+
+
+# --------------------------------------------------------------------------------------------
+# Recovery (Celery beat)
+# --------------------------------------------------------------------------------------------
+
+
+def recover_stuck_imports() -> int:
+    """Put back to work numbers whose task died or whose message was lost; return how many.
+
+    - submitting for longer than any task may run: the worker died mid-request, so the number
+      goes back to pending and is looked up on SignalWire before it is posted again;
+    - pending with a task sent long ago and not taken: the message was lost (e.g. the broker
+      restarted), so it is sent again (a duplicate message finds the row claimed and stops);
+    - every job with numbers waiting for a place in its queue gets them queued.
+    """
+    now = timezone.now()
+    stuck_since = now - timedelta(seconds=settings.PORTAL_STUCK_SUBMITTING_SECONDS)
+    lost_since = now - timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)
+    recovered = NumberImport.objects.filter(
+        status=ImportStatus.SUBMITTING, claimed_at__lt=stuck_since
+    ).update(
+        status=ImportStatus.PENDING,
+        needs_lookup=True,
+        queued_at=None,
+        next_attempt_at=None,
+        error_message="The worker stopped while sending this number; it is checked and retried.",
+        updated_at=now,
+    )
+    recovered += (
+        NumberImport.objects.filter(status=ImportStatus.PENDING, queued_at__lt=lost_since)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=lost_since))
+        .update(queued_at=None, updated_at=now)
+    )
+    waiting_jobs = ImportJob.objects.filter(
+        paused_at__isnull=True,
+        numbers__status=ImportStatus.PENDING,
+        numbers__queued_at__isnull=True,
+    ).distinct()
+    for job in waiting_jobs:
+        queue_pending(job)
+    if recovered:
+        logger.warning("Recovered %s stuck or lost number imports", recovered)
+    return recovered
