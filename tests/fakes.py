@@ -1,0 +1,85 @@
+"""A fake SignalWire client for the code above the client (importing, tasks)."""
+
+import uuid
+from collections.abc import Iterable
+
+from phone_numbers.signalwire import IncomingPhoneNumber, SignalWireError
+
+
+def incoming_number(number: str, sid: str | None = None) -> IncomingPhoneNumber:
+    sid = sid or str(uuid.uuid4())
+    account = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0001"
+    return IncomingPhoneNumber.from_json(
+        {
+            "sid": sid,
+            "account_id": account,
+            "account_sid": account,
+            "friendly_name": f"friendly {number}",
+            "phone_number": number,
+            "voice_url": None,
+            "voice_method": "POST",
+            "voice_fallback_url": None,
+            "voice_fallback_method": "POST",
+            "status_callback": None,
+            "status_callback_method": "POST",
+            "voice_application_sid": None,
+            "voice_caller_id_lookup": None,
+            "sms_url": None,
+            "sms_method": "POST",
+            "sms_fallback_url": None,
+            "sms_fallback_method": "POST",
+            "sms_application_sid": None,
+            "date_created": "Thu, 28 Sep 2023 17:58:29 +0000",
+            "date_updated": "Thu, 28 Sep 2023 17:58:29 +0000",
+            "capabilities": {"voice": True, "sms": True, "mms": True, "fax": True},
+            "beta": False,
+            "api_version": "2010-04-01",
+            "uri": f"/api/laml/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}",
+            "address_requirements": "none",
+            "address_sid": None,
+            "identity_sid": None,
+            "trunk_sid": None,
+            "origin": "signalwire",
+            "emergency_address_sid": None,
+            "emergency_status": "Inactive",
+            "country_code": "US",
+        }
+    )
+
+
+class FakeSignalWire:
+    """Answers import_number from a script of errors, then succeeds; remembers every call.
+
+    `existing` holds numbers already in the project (find_number finds them).
+    """
+
+    def __init__(
+        self,
+        import_errors: Iterable[SignalWireError] = (),
+        find_errors: Iterable[SignalWireError] = (),
+        existing: Iterable[str] = (),
+    ) -> None:
+        self.import_errors = list(import_errors)
+        self.find_errors = list(find_errors)
+        self.numbers = {number: incoming_number(number) for number in existing}
+        self.calls: list[tuple] = []
+
+    def import_number(self, number, number_type, capabilities=None) -> IncomingPhoneNumber:
+        self.calls.append(("import_number", number, number_type, list(capabilities or [])))
+        if self.import_errors:
+            raise self.import_errors.pop(0)
+        self.numbers[number] = incoming_number(number)
+        return self.numbers[number]
+
+    def find_number(self, number) -> IncomingPhoneNumber | None:
+        self.calls.append(("find_number", number))
+        if self.find_errors:
+            raise self.find_errors.pop(0)
+        return self.numbers.get(number)
+
+    def check_credentials(self) -> None:
+        self.calls.append(("check_credentials",))
+
+    @property
+    def posted(self) -> list[str]:
+        return [call[1] for call in self.calls if call[0] == "import_number"]

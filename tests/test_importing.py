@@ -1,0 +1,479 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from phone_numbers import importing
+from phone_numbers.models import (
+    FailureCategory,
+    ImportJob,
+    ImportStatus,
+    JobStatus,
+    NumberImport,
+)
+from phone_numbers.number_input import read_pasted
+from phone_numbers.rate_limit import SPACING_MARGIN, reserve_send_time
+from phone_numbers.signalwire import CredentialsRejected, RequestRejected, SignalWireUnavailable
+from phone_numbers.tasks import import_phone_number
+from tests.fakes import FakeSignalWire, incoming_number
+
+pytestmark = pytest.mark.django_db
+
+ALL = ["sms", "voice", "fax", "mms"]
+
+
+@pytest.fixture(autouse=True)
+def no_rate_limit_wait(settings):
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1_000_000
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[int, float | None]]:
+    """Tasks sent to the broker, as (number import pk, countdown)."""
+    calls: list[tuple[int, float | None]] = []
+    monkeypatch.setattr(
+        import_phone_number,
+        "apply_async",
+        lambda args, countdown=None: calls.append((args[0], countdown)),
+    )
+    return calls
+
+
+@pytest.fixture
+def start(make_project, admin_user, django_capture_on_commit_callbacks):
+    def start(numbers: list[str], project=None, **choices) -> ImportJob:
+        with django_capture_on_commit_callbacks(execute=True):
+            return importing.start_job(
+                project=project or make_project(),
+                created_by=admin_user,
+                source=ImportJob.Source.PASTE,
+                ticket="HD-1",
+                number_type=choices.get("number_type", "longcode"),
+                capabilities=choices.get("capabilities", ALL),
+                lines=read_pasted("\n".join(numbers)),
+            )
+
+    return start
+
+
+def only_row(job: ImportJob) -> NumberImport:
+    [row] = job.numbers.select_related("job", "project")
+    return row
+
+
+def reload(row: NumberImport) -> NumberImport:
+    return NumberImport.objects.select_related("job", "project").get(pk=row.pk)
+
+
+# Starting a job
+
+
+def test_start_creates_the_rows_and_queues_the_first_window_after_commit(start, sent, settings):
+    settings.PORTAL_JOB_CONCURRENCY = 3
+
+    job = start([f"+1415555010{i}" for i in range(5)])
+
+    rows = list(job.numbers.order_by("pk"))
+    assert [row.status for row in rows] == ["pending"] * 5
+    assert [pk for pk, _ in sent] == [row.pk for row in rows[:3]]
+    assert [row.queued_at is not None for row in rows] == [True, True, True, False, False]
+    assert job.status_for(job.counts()) == JobStatus.QUEUED
+
+
+def test_confirming_the_same_list_twice_makes_one_job(start, make_project, sent):
+    project = make_project()
+
+    first = start(["+14155550100", "+14155550101"], project=project)
+    second = start(["+14155550100", "+14155550101"], project=project)
+
+    assert first == second
+    assert ImportJob.objects.count() == 1
+    assert NumberImport.objects.count() == 2
+
+
+def test_a_second_list_imports_only_the_numbers_not_already_live(start, make_project, sent):
+    project = make_project()
+    start(["+14155550100"], project=project)
+
+    job = start(["+14155550100", "+14155550101"], project=project)
+
+    assert list(job.numbers.values_list("number", flat=True)) == ["+14155550101"]
+
+
+def test_a_list_with_nothing_new_is_refused(start, make_project, sent):
+    project = make_project()
+    start(["+14155550100"], project=project)
+
+    with pytest.raises(importing.ImportRefused, match="Nothing to import"):
+        start(["+14155550100", "not a number"], project=project)
+
+
+def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_project, sent):
+    with pytest.raises(importing.ImportRefused, match="no API token"):
+        start(["+14155550100"], project=make_project(token=None))
+    with pytest.raises(importing.ImportRefused, match="deactivated"):
+        start(["+14155550100"], project=make_project(is_active=False, space_host="b.example.com"))
+    assert not ImportJob.objects.exists()
+
+
+def test_preview_names_duplicates_and_numbers_already_in_the_project(start, make_project, sent):
+    project = make_project()
+    job = start(["+14155550100"], project=project)
+    lines = read_pasted("+1 415 555 0100\n(415) 555-0101\n415.555.0101\nhello")
+
+    rows = {row.line_number: row for row in importing.preview(project, lines, "longcode", ALL).rows}
+
+    assert rows[1].problem == f"Already being imported into this project (job {job.pk})"
+    assert rows[2].is_importable and rows[2].e164 == "+14155550101"
+    assert rows[3].problem == "Duplicate of line 2"
+    assert rows[4].problem == "Not a phone number"
+
+
+def test_preview_lists_rejected_lines_first(make_project):
+    lines = read_pasted("+14155550100\nhello\n+14155550101\n123")
+
+    rows = importing.preview(make_project(), lines, "longcode", ALL).rows
+
+    assert [row.line_number for row in rows] == [2, 4, 1, 3]
+
+
+# Importing one number
+
+
+def test_a_number_is_imported_and_signalwires_answer_kept(start, sent):
+    row = only_row(start(["+14155550100"], capabilities=["sms", "voice"]))
+    fake = FakeSignalWire()
+
+    importing.import_number(row, client=fake)
+
+    row = reload(row)
+    assert row.status == ImportStatus.IMPORTED
+    assert row.sid == fake.numbers["+14155550100"].sid
+    assert row.response["phone_number"] == "+14155550100"
+    assert row.attempts == 1 and row.imported_at is not None
+    assert fake.calls == [("import_number", "+14155550100", "longcode", ["sms", "voice"])]
+    assert [attempt.outcome for attempt in row.attempt_log.all()] == ["imported"]
+
+
+def test_importing_twice_is_one_row_and_one_api_call(start, sent):
+    row = only_row(start(["+14155550100"]))
+    fake = FakeSignalWire()
+
+    importing.import_number(row, client=fake)
+    importing.import_number(reload(row), client=fake)
+    importing.import_number(row, client=fake)  # a stale copy of the row, as a redelivery has
+
+    assert fake.posted == ["+14155550100"]
+    assert NumberImport.objects.count() == 1
+
+
+def test_of_two_tasks_claiming_one_row_only_one_wins(start, sent):
+    row = only_row(start(["+14155550100"]))
+
+    assert [reload(row).claim(), reload(row).claim()] == [True, False]
+
+
+def test_422_fails_as_rejected_input_without_retry(start, sent):
+    row = only_row(start(["+14155550100"]))
+    rejection = RequestRejected("Number type is invalid", status=422, code="10000")
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[rejection]))
+
+    row = reload(row)
+    assert (row.status, row.failure_category) == (
+        ImportStatus.FAILED,
+        FailureCategory.INVALID_INPUT,
+    )
+    assert (row.error_code, row.error_message, row.http_status) == (
+        "10000",
+        "Number type is invalid",
+        422,
+    )
+    assert sent == [(row.pk, None)]  # only the first queueing: no retry
+
+
+def test_a_number_already_in_the_project_fails_as_duplicate(start, sent):
+    row = only_row(start(["+14155550100"]))
+    taken = RequestRejected("Number has already been taken", status=422, is_duplicate=True)
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[taken]))
+
+    assert reload(row).failure_category == FailureCategory.DUPLICATE
+
+
+def test_401_fails_the_number_and_pauses_the_job_so_nothing_more_is_sent(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.select_related("job", "project").order_by("pk")
+    fake = FakeSignalWire(import_errors=[CredentialsRejected("Authentication failed", status=401)])
+
+    importing.import_number(first, client=fake)
+    importing.import_number(second, client=fake)
+
+    job.refresh_from_db()
+    assert reload(first).failure_category == FailureCategory.AUTH
+    assert reload(second).status == ImportStatus.PENDING
+    assert job.is_paused and "token" in job.pause_reason
+    assert fake.posted == ["+14155550100"]
+    assert job.status_for(job.counts()) == JobStatus.PAUSED
+
+
+def test_a_project_whose_token_was_removed_pauses_the_job(start, make_project, sent):
+    project = make_project()
+    row = only_row(start(["+14155550100"], project=project))
+    project.credentials.update(revoked_at=timezone.now(), token=None)
+
+    importing.import_number(row)
+
+    assert reload(row).failure_category == FailureCategory.AUTH
+    assert reload(row).job.is_paused
+
+
+def test_429_waits_as_long_as_signalwire_asks(start, sent):
+    row = only_row(start(["+14155550100"]))
+    limited = SignalWireUnavailable(
+        "Too Many Requests", status=429, retry_after=7, may_have_reached_signalwire=False
+    )
+    before = timezone.now()
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[limited]))
+
+    row = reload(row)
+    assert row.status == ImportStatus.PENDING
+    assert row.failure_category == FailureCategory.RATE_LIMITED
+    assert not row.needs_lookup
+    assert timedelta(seconds=6.9) < row.next_attempt_at - before < timedelta(seconds=8)
+    assert sent[-1] == (row.pk, 7)
+
+
+def test_a_timeout_makes_the_next_attempt_look_the_number_up_instead_of_posting(start, sent):
+    row = only_row(start(["+14155550100"]))
+    timeout = SignalWireUnavailable("did not answer in time", may_have_reached_signalwire=True)
+    fake = FakeSignalWire(import_errors=[timeout])
+    importing.import_number(row, client=fake)
+    row = reload(row)
+    assert (row.status, row.needs_lookup, row.failure_category) == (
+        ImportStatus.PENDING,
+        True,
+        FailureCategory.NETWORK,
+    )
+    # The timed-out request did create the number.
+    fake.numbers["+14155550100"] = incoming_number("+14155550100")
+    row.next_attempt_at = None
+    row.save()
+
+    importing.import_number(reload(row), client=fake)
+
+    row = reload(row)
+    assert row.status == ImportStatus.IMPORTED
+    assert fake.posted == ["+14155550100"]
+    assert fake.calls[-1] == ("find_number", "+14155550100")
+
+
+def test_after_a_lookup_that_finds_nothing_the_number_is_posted(start, sent):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    fake = FakeSignalWire()
+
+    importing.import_number(reload(row), client=fake)
+
+    assert [call[0] for call in fake.calls] == ["find_number", "import_number"]
+    assert reload(row).status == ImportStatus.IMPORTED
+    assert not reload(row).needs_lookup
+
+
+def test_a_failed_connection_needs_no_lookup_and_5xx_backs_off(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.select_related("job", "project").order_by("pk")
+    refused = SignalWireUnavailable("could not connect", may_have_reached_signalwire=False)
+    broken = SignalWireUnavailable("Internal error", status=500, may_have_reached_signalwire=True)
+
+    importing.import_number(first, client=FakeSignalWire(import_errors=[refused]))
+    importing.import_number(second, client=FakeSignalWire(import_errors=[broken]))
+
+    assert (reload(first).failure_category, reload(first).needs_lookup) == ("network", False)
+    assert (reload(second).failure_category, reload(second).needs_lookup) == ("upstream", True)
+    assert reload(second).status == ImportStatus.PENDING
+
+
+def test_after_the_last_attempt_the_number_fails(start, sent, settings):
+    settings.PORTAL_MAX_ATTEMPTS = 2
+    row = only_row(start(["+14155550100"]))
+    errors = [SignalWireUnavailable("Internal error", status=500) for _ in range(3)]
+    fake = FakeSignalWire(import_errors=errors)
+
+    for _ in range(2):
+        NumberImport.objects.filter(pk=row.pk).update(next_attempt_at=None)
+        importing.import_number(reload(row), client=fake)
+
+    row = reload(row)
+    assert (row.status, row.attempts, row.failure_category) == ("failed", 2, "upstream")
+    assert "a retry checks SignalWire first" in row.error_message
+    assert row.attempt_log.count() == 2
+
+
+def test_a_number_not_yet_due_or_of_a_paused_job_is_not_claimed(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.select_related("job", "project").order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=1)
+    )
+    fake = FakeSignalWire()
+
+    importing.import_number(reload(first), client=fake)
+    job.pause("Paused by an admin.")
+    importing.import_number(reload(second), client=fake)
+
+    assert fake.calls == []
+
+
+def test_a_busy_space_hands_the_number_back_without_counting_an_attempt(start, sent, settings):
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1
+    job = start(["+14155550100", "+14155550101", "+14155550102", "+14155550103"])
+    rows = list(job.numbers.select_related("job", "project").order_by("pk"))
+    fake = FakeSignalWire()
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1_000_000
+    for _ in range(4):  # book the Space's next few seconds at one request a second
+        reserve_send_time(rows[0].project.space_host, 1)
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1
+
+    importing.import_number(rows[3], client=fake)
+
+    row = reload(rows[3])
+    assert (row.status, row.attempts, fake.calls) == (ImportStatus.PENDING, 0, [])
+    assert row.next_attempt_at > timezone.now() + timedelta(seconds=2)
+
+
+# What people do
+
+
+def test_retry_failed_restarts_only_what_a_retry_can_mend(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        status="failed", failure_category="upstream", attempts_this_round=6
+    )
+    NumberImport.objects.filter(pk=second.pk).update(
+        status="failed", failure_category="invalid_input"
+    )
+
+    assert importing.retry_failed(job) == 1
+    assert (reload(first).status, reload(first).attempts_this_round) == ("pending", 0)
+    assert reload(first).failure_category == "upstream"  # the last error stays visible
+    assert reload(second).status == "failed"
+
+
+def test_edit_and_retry_corrects_the_number_type(start, sent):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(status="failed", failure_category="invalid_input")
+
+    assert importing.retry_number(row, "tollfree", ["sms"])
+
+    row = reload(row)
+    assert (row.status, row.number_type, row.capabilities) == ("pending", "tollfree", ["sms"])
+
+
+def test_a_failed_number_live_in_another_job_is_not_restarted(start, make_project, sent):
+    project = make_project()
+    row = only_row(start(["+14155550100"], project=project))
+    NumberImport.objects.filter(pk=row.pk).update(status="failed", failure_category="network")
+    start(["+14155550100"], project=project, number_type="tollfree")
+
+    assert importing.retry_number(row, "longcode", ALL) is False
+    assert reload(row).status == "failed"
+
+
+def test_cancel_stops_what_was_not_sent(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, _ = job.numbers.select_related("job", "project").order_by("pk")
+    importing.import_number(first, client=FakeSignalWire())
+
+    assert importing.cancel_pending(job) == 1
+    job.refresh_from_db()
+    counts = job.counts()
+    assert (counts["imported"], counts["cancelled"]) == (1, 1)
+    assert job.status_for(counts) == JobStatus.PARTIAL
+
+
+def test_resume_puts_numbers_stopped_by_the_token_back_in_the_queue(start, sent):
+    job = start(["+14155550100"])
+    row = only_row(job)
+    refused = CredentialsRejected("Authentication failed", status=401)
+    importing.import_number(row, client=FakeSignalWire(import_errors=[refused]))
+    sent.clear()
+
+    importing.resume(reload(row).job)
+
+    assert reload(row).status == ImportStatus.PENDING
+    assert not reload(row).job.is_paused
+
+
+# Recovery
+
+
+def test_a_number_stuck_submitting_goes_back_to_pending_and_is_looked_up_first(start, sent):
+    row = only_row(start(["+14155550100"]))
+    assert reload(row).claim()
+    NumberImport.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+
+    assert importing.recover_stuck_imports() == 1
+
+    row = reload(row)
+    assert (row.status, row.needs_lookup) == (ImportStatus.PENDING, True)
+
+
+def test_a_lost_message_is_sent_again(start, sent, django_capture_on_commit_callbacks):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(queued_at=timezone.now() - timedelta(hours=1))
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.recover_stuck_imports() == 1
+
+    assert sent == [(row.pk, None)]
+
+
+# Policies
+
+
+def test_retry_delay_honours_retry_after_up_to_the_maximum(settings):
+    settings.PORTAL_RETRY_MAX_SECONDS = 60
+
+    assert importing.retry_delay(1, retry_after=3) == 3
+    assert importing.retry_delay(1, retry_after=600) == 60
+
+
+def test_retry_delay_backs_off_exponentially_with_jitter(settings):
+    settings.PORTAL_RETRY_BASE_SECONDS = 2
+    settings.PORTAL_RETRY_MAX_SECONDS = 300
+
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (10, 300)]:
+        delays = {importing.retry_delay(attempt, None) for _ in range(50)}
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+        assert len(delays) > 1
+
+
+def test_the_rate_limit_spaces_requests_to_one_space_evenly():
+    waits = [reserve_send_time("acme.signalwire.com", 10) for _ in range(5)]
+    other_space = reserve_send_time("other.signalwire.com", 10)
+
+    interval = 1 / (10 * SPACING_MARGIN)
+    for index, wait in enumerate(waits):
+        assert wait == pytest.approx(index * interval, abs=0.02)
+    assert other_space == pytest.approx(0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("counts", "status"),
+    [
+        ({"pending": 2}, JobStatus.QUEUED),
+        ({"pending": 1, "imported": 1}, JobStatus.RUNNING),
+        ({"imported": 2}, JobStatus.COMPLETED),
+        ({"imported": 1, "failed": 1}, JobStatus.PARTIAL),
+        ({"failed": 2}, JobStatus.FAILED),
+    ],
+)
+def test_job_status_follows_its_numbers(counts, status):
+    full = dict.fromkeys(ImportStatus.values, 0) | counts
+    full["total"] = sum(counts.values())
+
+    assert ImportJob().status_for(full) == status
