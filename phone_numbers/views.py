@@ -192,7 +192,11 @@ def import_new(request: HttpRequest) -> HttpResponse:
 @require_GET
 @permission_required("phone_numbers.view_importjob", raise_exception=True)
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = ImportJob.objects.with_counts().select_related("project", "created_by")
+    jobs = (
+        ImportJob.objects.with_counts()
+        .select_related("project", "created_by")
+        .order_by("-created_at", "-pk")
+    )
     page = Paginator(jobs, JOBS_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "phone_numbers/job_list.html", {"page": page})
 

@@ -1,0 +1,370 @@
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
+
+from phone_numbers import importing
+from phone_numbers.models import ImportJob, ImportStatus, NumberImport
+from phone_numbers.tasks import import_phone_number
+from tests.fakes import FakeSignalWire
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def sent(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    monkeypatch.setattr(
+        import_phone_number, "apply_async", lambda args, countdown=None: calls.append(args[0])
+    )
+    return calls
+
+
+@pytest.fixture
+def project(make_project):
+    return make_project(name="Acme Corp")
+
+
+def form_data(for_project, numbers="+1 415 555 0100\n(415) 555-0101", **overrides) -> dict:
+    return {
+        "project": for_project.pk,
+        "numbers": numbers,
+        "number_type": "longcode",
+        "capabilities": ["sms", "voice", "fax", "mms"],
+        "ticket": "HD-42",
+    } | overrides
+
+
+def preview(client, data, **headers):
+    return client.post(reverse("phone_numbers:import_new"), data, headers=headers)
+
+
+def confirm(client, data, headers=HTMX):
+    digest = preview(client, data, **HTMX).context["digest"]
+    return client.post(
+        reverse("phone_numbers:import_new"), data | {"confirm": digest}, headers=headers
+    )
+
+
+def test_anonymous_visitors_are_sent_to_login(client, project):
+    for url in [
+        reverse("phone_numbers:import_new"),
+        reverse("phone_numbers:job_list"),
+        reverse("phone_numbers:job_detail", args=[1]),
+        reverse("phone_numbers:job_export", args=[1]),
+    ]:
+        assert client.get(url)["Location"].startswith(reverse("login"))
+
+
+def test_a_user_without_a_role_gets_403(client, project):
+    client.force_login(User.objects.create_user("nobody", password="x"))
+
+    assert client.get(reverse("phone_numbers:import_new")).status_code == 403
+    assert client.get(reverse("phone_numbers:job_list")).status_code == 403
+    assert preview(client, form_data(project)).status_code == 403
+
+
+def test_preview_over_htmx_shows_every_line_and_creates_nothing(client, support_user, project):
+    client.force_login(support_user)
+
+    response = preview(client, form_data(project, numbers="+1 415 555 0100\nhello\n"), **HTMX)
+
+    assertTemplateUsed(response, "phone_numbers/partials/import_preview.html")
+    assertContains(response, "+14155550100")
+    assertContains(response, "Not a phone number")
+    assertContains(response, "Import 1 number")
+    assertNotContains(response, "<html")
+    assert not ImportJob.objects.exists()
+
+
+def test_confirm_creates_the_job_and_redirects_htmx_to_it(client, support_user, project, sent):
+    client.force_login(support_user)
+
+    response = confirm(client, form_data(project))
+
+    job = ImportJob.objects.get()
+    assert response["HX-Redirect"] == reverse("phone_numbers:job_detail", args=[job.pk])
+    assert (job.created_by, job.ticket, job.source) == (support_user, "HD-42", "paste")
+    assert sorted(job.numbers.values_list("number", flat=True)) == ["+14155550100", "+14155550101"]
+
+
+def test_confirm_without_htmx_redirects_to_the_job(client, support_user, project):
+    client.force_login(support_user)
+
+    response = confirm(client, form_data(project), headers={})
+
+    assert response.status_code == 302
+    assert response["Location"] == ImportJob.objects.get().get_absolute_url()
+
+
+def test_a_double_clicked_confirm_makes_one_job(client, support_user, project):
+    client.force_login(support_user)
+
+    first = confirm(client, form_data(project))
+    second = confirm(client, form_data(project))
+
+    assert ImportJob.objects.count() == 1
+    assert first["HX-Redirect"] == second["HX-Redirect"]
+
+
+def test_the_same_list_again_previews_as_already_in_progress(client, support_user, project):
+    client.force_login(support_user)
+    confirm(client, form_data(project))
+
+    response = preview(client, form_data(project), **HTMX)
+
+    assertContains(response, "Already being imported into this project", count=2)
+    assertNotContains(response, 'name="confirm"')
+
+
+def test_a_list_changed_after_the_preview_is_previewed_again(client, support_user, project):
+    client.force_login(support_user)
+    digest = preview(client, form_data(project), **HTMX).context["digest"]
+
+    response = preview(
+        client, form_data(project, numbers="+14155550199") | {"confirm": digest}, **HTMX
+    )
+
+    assertContains(response, "changed after the preview")
+    assert not ImportJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"numbers": ""}, "Paste at least one number, or choose a CSV file."),
+        ({"numbers": "   \n  "}, "Paste at least one number, or choose a CSV file."),
+        ({"capabilities": []}, "Choose at least one capability."),
+        ({"number_type": "mobile"}, "Select a valid choice"),
+        ({"project": ""}, "Choose the project to import into."),
+        ({"ticket": "x" * 101}, "Ensure this value has at most 100 characters"),
+    ],
+)
+def test_bad_input_names_the_field_to_fix(client, support_user, project, overrides, message):
+    client.force_login(support_user)
+
+    response = preview(client, form_data(project, **overrides), **HTMX)
+
+    assert response.status_code == 200
+    assertContains(response, message)
+    assert not ImportJob.objects.exists()
+
+
+def test_only_invalid_lines_offer_nothing_to_import(client, support_user, project):
+    client.force_login(support_user)
+
+    response = preview(client, form_data(project, numbers="hello\n123"), **HTMX)
+
+    assertContains(response, "Nothing here can be imported")
+    assertNotContains(response, 'name="confirm"')
+
+
+def test_a_project_without_a_token_says_why_it_cannot_import(client, support_user, make_project):
+    client.force_login(support_user)
+    tokenless = make_project(token=None)
+
+    response = preview(client, form_data(tokenless), **HTMX)
+
+    assertContains(response, "This project has no API token")
+
+
+def test_a_csv_upload_is_previewed_with_its_own_columns(client, support_user, project):
+    client.force_login(support_user)
+    upload = SimpleUploadedFile(
+        "numbers.csv", b"number,number_type\n+14155550100,tollfree\n", content_type="text/csv"
+    )
+
+    response = preview(client, form_data(project, numbers="", csv_file=upload), **HTMX)
+
+    [row] = response.context["preview"].rows
+    assert (row.e164, row.number_type) == ("+14155550100", "tollfree")
+
+
+def test_a_bad_csv_is_refused_naming_the_line(client, support_user, project):
+    client.force_login(support_user)
+    upload = SimpleUploadedFile("numbers.csv", b"number,capabilities\n+14155550100,telex\n")
+
+    response = preview(client, form_data(project, numbers="", csv_file=upload), **HTMX)
+
+    assertContains(response, "Line 2, column capabilities")
+    assert not ImportJob.objects.exists()
+
+
+def test_pasting_and_uploading_at_once_is_refused(client, support_user, project):
+    client.force_login(support_user)
+    upload = SimpleUploadedFile("numbers.csv", b"number\n+14155550100\n")
+
+    response = preview(client, form_data(project, csv_file=upload), **HTMX)
+
+    assertContains(response, "not both")
+
+
+def test_a_long_preview_is_paged(client, support_user, project):
+    client.force_login(support_user)
+    numbers = "\n".join(f"+1415555{i:04d}" for i in range(250))
+
+    response = preview(client, form_data(project, numbers=numbers, page="3"), **HTMX)
+
+    assertContains(response, "Lines 201–250 of 250")
+    assertContains(response, "+14155550249")
+    assertNotContains(response, "+14155550100")
+
+
+def started_job(project, user, numbers=("+14155550100", "+14155550101")) -> ImportJob:
+    from phone_numbers.number_input import read_pasted
+
+    return importing.start_job(
+        project=project,
+        created_by=user,
+        source="paste",
+        ticket="",
+        number_type="longcode",
+        capabilities=["sms"],
+        lines=read_pasted("\n".join(numbers)),
+    )
+
+
+def test_job_page_polls_while_running_and_stops_when_finished(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    url = reverse("phone_numbers:job_detail", args=[job.pk])
+
+    running = client.get(url, headers=HTMX)
+    for row in job.numbers.select_related("job", "project"):
+        importing.import_number(row, client=FakeSignalWire())
+    finished = client.get(url, headers=HTMX)
+
+    assertTemplateUsed(running, "phone_numbers/partials/job_live.html")
+    assertContains(running, 'hx-trigger="every 2s"')
+    assertNotContains(finished, "hx-trigger")
+    assertContains(finished, "Completed")
+    assertContains(client.get(url), f"Job {job.pk}")
+
+
+def test_job_page_explains_a_failure_and_filters_by_status(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    first, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        status="failed", failure_category="upstream", error_message="Service Unavailable"
+    )
+
+    response = client.get(reverse("phone_numbers:job_detail", args=[job.pk]), {"status": "failed"})
+
+    assertContains(response, "SignalWire is having trouble. Retry later.")
+    assertContains(response, "Service Unavailable")
+    assertContains(response, "+14155550100")
+    assertNotContains(response, "+14155550101")
+
+
+def test_job_actions_retry_cancel_and_support_may_not_pause(client, support_user, project, sent):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    first, second = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(status="failed", failure_category="network")
+
+    client.post(reverse("phone_numbers:job_retry_failed", args=[job.pk]))
+    assert NumberImport.objects.get(pk=first.pk).status == ImportStatus.PENDING
+    client.post(reverse("phone_numbers:job_cancel", args=[job.pk]))
+    assert set(job.numbers.values_list("status", flat=True)) == {ImportStatus.CANCELLED}
+    assert client.post(reverse("phone_numbers:job_pause", args=[job.pk])).status_code == 403
+    assert client.post(reverse("phone_numbers:job_resume", args=[job.pk])).status_code == 403
+
+
+def test_admin_pauses_and_resumes_a_job(client, admin_user, project):
+    client.force_login(admin_user)
+    job = started_job(project, admin_user)
+
+    client.post(reverse("phone_numbers:job_pause", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.is_paused
+    client.post(reverse("phone_numbers:job_resume", args=[job.pk]))
+    job.refresh_from_db()
+    assert not job.is_paused
+
+
+def test_edit_and_retry_one_failed_number(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    first, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        status="failed", failure_category="invalid_input"
+    )
+
+    client.post(
+        reverse("phone_numbers:number_retry", args=[first.pk]),
+        {"number_type": "tollfree", "capabilities": ["voice"]},
+    )
+
+    first.refresh_from_db()
+    assert (first.status, first.number_type, first.capabilities) == (
+        "pending",
+        "tollfree",
+        ["voice"],
+    )
+
+
+def test_edit_and_retry_without_a_capability_says_so(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    first, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        status="failed", failure_category="invalid_input"
+    )
+
+    response = client.post(
+        reverse("phone_numbers:number_retry", args=[first.pk]),
+        {"number_type": "tollfree"},
+        follow=True,
+    )
+
+    assertContains(response, "Choose at least one capability.")
+    assert NumberImport.objects.get(pk=first.pk).status == "failed"
+
+
+def test_export_is_a_csv_of_every_number_with_its_outcome(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    first, second = job.numbers.select_related("job", "project").order_by("pk")
+    importing.import_number(first, client=FakeSignalWire())
+    NumberImport.objects.filter(pk=second.pk).update(
+        status="failed", failure_category="duplicate", error_message="Number has already been taken"
+    )
+
+    response = client.get(reverse("phone_numbers:job_export", args=[job.pk]))
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response["Content-Type"] == "text/csv"
+    assert [(row["number"], row["status"]) for row in rows] == [
+        ("+14155550100", "imported"),
+        ("+14155550101", "failed"),
+    ]
+    assert rows[0]["sid"] and rows[0]["imported_at"]
+    assert rows[1]["reason"] == "Number has already been taken"
+
+
+def test_jobs_list_makes_the_same_queries_for_one_job_or_many(client, support_user, make_project):
+    client.force_login(support_user)
+
+    def queries_for_the_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("phone_numbers:job_list"))
+        assert response.status_code == 200
+        return len(queries)
+
+    started_job(make_project(name="Customer 0", space_host="c0.signalwire.com"), support_user)
+    with_one = queries_for_the_list()
+    for index in range(1, 4):
+        other = make_project(name=f"Customer {index}", space_host=f"c{index}.signalwire.com")
+        started_job(other, support_user)
+
+    assert queries_for_the_list() == with_one
+    assertContains(client.get(reverse("phone_numbers:job_list")), "<progress", count=4)
