@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from phone_numbers.models import Credential, Project
+from phone_numbers.models import Credential, ImportJob, NumberImport, Project
 
 
 class CredentialInline(admin.TabularInline):
@@ -39,3 +39,33 @@ class CredentialAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown, never changed here: imports change only through the portal's own pages."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "project", "created_by", "source", "ticket", "created_at", "paused_at"]
+    list_filter = ["source", "project"]
+    search_fields = ["ticket", "project__name"]
+    list_select_related = ["project", "created_by"]
+
+
+@admin.register(NumberImport)
+class NumberImportAdmin(ReadOnlyAdmin):
+    list_display = ["number", "project", "job", "status", "failure_category", "attempts"]
+    list_filter = ["status", "failure_category", "number_type"]
+    search_fields = ["number", "sid"]
+    list_select_related = ["project", "job__project"]
+    raw_id_fields = ["job", "project"]

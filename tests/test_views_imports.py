@@ -368,3 +368,19 @@ def test_jobs_list_makes_the_same_queries_for_one_job_or_many(client, support_us
 
     assert queries_for_the_list() == with_one
     assertContains(client.get(reverse("phone_numbers:job_list")), "<progress", count=4)
+
+
+def test_the_django_admin_shows_jobs_and_numbers_read_only(client, admin_user, project):
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    job = started_job(project, admin_user)
+    number = job.numbers.first()
+
+    page = client.get(reverse("admin:phone_numbers_numberimport_change", args=[number.pk]))
+
+    assertContains(page, "+14155550100")
+    assertNotContains(page, 'type="submit" value="Save"')
+    assertContains(client.get(reverse("admin:phone_numbers_importjob_changelist")), project.name)
+    delete_url = reverse("admin:phone_numbers_numberimport_delete", args=[number.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
