@@ -477,3 +477,32 @@ def test_job_status_follows_its_numbers(counts, status):
     full["total"] = sum(counts.values())
 
     assert ImportJob().status_for(full) == status
+
+
+def test_a_huge_job_does_not_hold_back_a_one_number_import(start, make_project, sent, settings):
+    settings.PORTAL_JOB_CONCURRENCY = 4
+    huge = start([f"+1415555{i:04d}" for i in range(100)])
+    other_project = make_project(name="Other", space_host="other.signalwire.com")
+
+    single = start(["+12125550100"], project=other_project)
+
+    queued = [pk for pk, _ in sent]
+    assert len(queued) == 5
+    assert queued[-1] == only_row(single).pk
+    assert huge.numbers.filter(queued_at__isnull=False).count() == 4
+
+
+def test_each_finished_number_makes_room_for_the_next_of_its_job(
+    start, sent, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_JOB_CONCURRENCY = 2
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    first, second, third = job.numbers.select_related("job", "project").order_by("pk")
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.queue_pending(job) == 0  # the window is full
+        importing.import_number(first, client=FakeSignalWire())
+        assert importing.queue_pending(job) == 1
+
+    assert sent == [(third.pk, None)]
