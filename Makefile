@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The browser tests drive Debian's Chromium: Playwright cannot download its own browsers here.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint format
 
 run: $(INSTALLED)
 	$(BIN)/python manage.py runportal
 
-test: $(INSTALLED)
+test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python scripts/with_test_servers.py $(BIN)/pytest
@@ -40,3 +42,13 @@ $(BIN)/python:
 			exit 1; \
 		fi; \
 	}
+
+# Installed when root, like the servers of scripts/with_test_servers.py.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium for the browser tests…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "The browser tests need Chromium. Install it with: sudo apt-get install -y chromium"; \
+		exit 1; \
+	fi

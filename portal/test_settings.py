@@ -15,6 +15,10 @@ os.environ.setdefault("PORTAL_ENCRYPTION_KEYS", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1")
 # Unit tests never reach a broker; integration tests start workers on REDIS_URL themselves.
 os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
+# Playwright's sync API keeps an asyncio event loop running in the test's thread (in another
+# greenlet), so Django would refuse the ORM calls of browser tests and their fixtures ("You
+# cannot call this from an async context"). No ORM call runs inside that loop.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from portal.settings import *  # noqa: E402, F403
 
@@ -31,3 +35,9 @@ CSRF_COOKIE_SECURE = False
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
+# A worker started by the integration fixtures (tests/conftest.py) keeps to the Redis keys of
+# its own test, so that no other run's worker takes its tasks and none are left for later.
+if os.environ.get("PORTAL_TEST_BROKER_KEYPREFIX"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "global_keyprefix": os.environ["PORTAL_TEST_BROKER_KEYPREFIX"]
+    }

@@ -22,6 +22,7 @@ CONFIG_VARIABLES = {
     "PORTAL_ENCRYPTION_KEYS",
     "PORTAL_VAR_DIR",
     "PORTAL_ADMIN_PASSWORD",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
 
 
@@ -153,3 +154,252 @@ def sim_client(simulator, sim_project):
         timeout=(1.0, 2.0),
         version="test",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Browser and worker-process fixtures. A real browser (Debian's Chromium, driven by
+# Playwright) against pytest-django's `live_server`, and real Celery worker processes that
+# share the test database and a Redis broker with this process.
+# Imports stay inside the fixtures so this section does not disturb the module above.
+# ---------------------------------------------------------------------------------------------
+
+# Playwright cannot download its own browsers on these machines; `make test` installs this one.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    # The tests talk only to 127.0.0.1: keep Chromium's own traffic off the network.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT_DIR = REPO_DIR / "artifacts" / "screenshots"
+WORKER_READY_SECONDS = 30
+_REPORTS_KEY = pytest.StashKey[dict]()
+_WORKERS_KEY = pytest.StashKey[list]()
+
+
+@pytest.fixture
+def page(request, transactional_db):
+    """A Playwright page in a fresh headless Chromium, closed after the test.
+
+    Playwright's sync API marks an asyncio loop as running in this thread, and Django then
+    hands out other database connections (asgiref keeps them apart). So the browser starts
+    after the test's database set-up and stops before its teardown, closing the connections
+    opened meanwhile, and a test with a page is always transactional: what it writes is
+    committed, whichever connection writes it. When the test fails, a screenshot of the page
+    goes to artifacts/screenshots/FAILED-<test>.png.
+    """
+    import contextlib
+    import re
+
+    from django.db import connections
+    from playwright.sync_api import Error, sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing; `make test` installs it: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            browser_page = browser.new_context().new_page()
+            yield browser_page
+            call = request.node.stash.get(_REPORTS_KEY, {}).get("call")
+            if call is not None and call.failed:
+                with contextlib.suppress(Error):
+                    save_screenshot(
+                        browser_page, "FAILED-" + re.sub(r"\W+", "-", request.node.name)
+                    )
+        finally:
+            browser.close()
+            # Still inside Playwright's loop: close the connections the test opened there, or
+            # they would keep the test database from being dropped at the end of the run.
+            connections.close_all()
+
+
+def save_screenshot(page, name: str) -> Path:
+    """Save a full-page screenshot of what the browser shows to artifacts/screenshots/NAME.png."""
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    return path
+
+
+@pytest.fixture
+def log_in(live_server):
+    """`log_in(page, username, password)`: log in through the real login page."""
+
+    def log_in_as(page, username: str, password: str) -> None:
+        page.goto(f"{live_server.url}/login/")
+        page.locator("#id_username").fill(username)
+        page.locator("#id_password").fill(password)
+        # The header has a "Log out" button too, so stay inside the page's main part.
+        page.locator("main").get_by_role("button", name="Log in").click()
+        page.wait_for_url(lambda url: "/login/" not in url)
+
+    return log_in_as
+
+
+class CeleryBroker:
+    def __init__(self, url: str, keyprefix: str) -> None:
+        self.url = url
+        # Every Redis key (queues, bindings, unacked messages) of the test starts with this.
+        self.keyprefix = keyprefix
+
+
+class CeleryWorker:
+    def __init__(self, process: subprocess.Popen, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _forget_broker_connections(app) -> None:
+    """Make the Celery app open new broker connections from its current configuration.
+
+    The app caches a connection pool and a producer pool (kombu keeps both in global
+    registries); dropping them is what Celery itself does after a fork.
+    """
+    from kombu import pools
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
+
+
+@pytest.fixture
+def celery_redis_broker():
+    """Make this process's Celery app publish to Redis, under a key prefix of this test's own.
+
+    Tasks sent here (also by views in the `live_server` thread, e.g. `delay_on_commit`) reach
+    workers that `start_celery_worker` starts; workers of other tests or runs never see them.
+    At teardown the app goes back to the in-memory broker and the test's Redis keys are
+    deleted. Skips when REDIS_URL is not set (`make test` sets it).
+    """
+    import uuid
+
+    import redis
+
+    from portal.celery import app
+
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        pytest.skip("REDIS_URL is not set; `make test` sets it")
+    broker = CeleryBroker(url=redis_url, keyprefix=f"portal-test-{uuid.uuid4().hex[:12]}:")
+    with pytest.MonkeyPatch.context() as patch:
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration, and
+        # test_settings puts memory:// there; the worker reads the same key prefix from
+        # PORTAL_TEST_BROKER_KEYPREFIX (portal/test_settings.py).
+        patch.setenv("CELERY_BROKER_URL", broker.url)
+        patch.setitem(app.conf, "broker_transport_options", {"global_keyprefix": broker.keyprefix})
+        _forget_broker_connections(app)
+        yield broker
+    _forget_broker_connections(app)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{broker.keyprefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _database_url(settings_dict: dict) -> str:
+    from urllib.parse import quote
+
+    credentials = quote(settings_dict["USER"] or "", safe="")
+    if settings_dict["PASSWORD"]:
+        credentials += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = quote(settings_dict["HOST"] or "localhost", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict["PORT"] else ""
+    return f"postgres://{credentials}@{host}{port}/{quote(settings_dict['NAME'], safe='')}"
+
+
+@pytest.fixture
+def start_celery_worker(
+    request, transactional_db, django_db_serialized_rollback, celery_redis_broker, tmp_path
+):
+    """`start_celery_worker(env=None, concurrency=4) -> CeleryWorker`: a real worker process.
+
+    It runs `celery --app portal worker --pool threads` with portal.test_settings, on the
+    test database (which this process shares, so the test is transactional; it starts with
+    what the migrations created, such as the roles' groups) and on `celery_redis_broker`.
+    `env` adds or overrides variables, e.g. SIGNALWIRE_BASE_URL. Returns once the worker is
+    ready. Workers are stopped at teardown; when the test fails, their logs (kept in tmp_path)
+    are added to its report.
+    """
+    import time
+
+    from django.conf import settings
+    from django.db import connection
+
+    workers: list[CeleryWorker] = []
+    request.node.stash[_WORKERS_KEY] = workers
+
+    def start(env: dict[str, str] | None = None, concurrency: int = 4) -> CeleryWorker:
+        name = f"worker{len(workers) + 1}"
+        worker_env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.test_settings",
+            "DATABASE_URL": _database_url(connection.settings_dict),
+            "CELERY_BROKER_URL": celery_redis_broker.url,
+            "PORTAL_TEST_BROKER_KEYPREFIX": celery_redis_broker.keyprefix,
+            # Tokens this process encrypts must decrypt there.
+            "PORTAL_ENCRYPTION_KEYS": ",".join(settings.PORTAL_ENCRYPTION_KEYS),
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            **(env or {}),
+        }
+        log_path = tmp_path / f"celery-{name}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "--app", "portal", "worker"]
+                + ["--pool", "threads", "--concurrency", str(concurrency)]
+                + ["--hostname", f"{name}-{celery_redis_broker.keyprefix[:-1]}@%h"]
+                + ["--loglevel", "INFO", "--without-mingle", "--without-gossip"]
+                + ["--without-heartbeat"],
+                cwd=REPO_DIR,
+                env=worker_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        worker = CeleryWorker(process=process, log_path=log_path)
+        workers.append(worker)
+        deadline = time.monotonic() + WORKER_READY_SECONDS
+        while " ready." not in worker.log():
+            if process.poll() is not None or time.monotonic() > deadline:
+                state = "exited" if process.poll() is not None else "was not ready in time"
+                raise AssertionError(f"the Celery worker {state}; its log:\n{worker.log()}")
+            time.sleep(0.1)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.process.terminate()
+    for worker in workers:
+        try:
+            worker.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.process.kill()
+            worker.process.wait()
+
+
+@pytest.fixture
+def celery_worker_process(start_celery_worker, simulator) -> CeleryWorker:
+    """A running worker (4 threads) whose SignalWire requests all go to `simulator`."""
+    return start_celery_worker(env={"SIGNALWIRE_BASE_URL": simulator.api_base_url})
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test; a failing one gets the workers' logs."""
+    report = yield
+    item.stash.setdefault(_REPORTS_KEY, {})[report.when] = report
+    if report.failed:
+        for number, worker in enumerate(item.stash.get(_WORKERS_KEY, []), start=1):
+            report.sections.append((f"Celery worker {number} log", worker.log()))
+    return report
