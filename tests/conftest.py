@@ -324,7 +324,7 @@ def _database_url(settings_dict: dict) -> str:
 def start_celery_worker(
     request, transactional_db, django_db_serialized_rollback, celery_redis_broker, tmp_path
 ):
-    """`start_celery_worker(env=None, concurrency=4) -> CeleryWorker`: a real worker process.
+    """`start_celery_worker(env=None, concurrency=4, beat=False) -> CeleryWorker`: a real worker.
 
     It runs `celery --app portal worker --pool threads` with portal.test_settings, on the
     test database (which this process shares, so the test is transactional; it starts with
@@ -341,7 +341,9 @@ def start_celery_worker(
     workers: list[CeleryWorker] = []
     request.node.stash[_WORKERS_KEY] = workers
 
-    def start(env: dict[str, str] | None = None, concurrency: int = 4) -> CeleryWorker:
+    def start(
+        env: dict[str, str] | None = None, concurrency: int = 4, beat: bool = False
+    ) -> CeleryWorker:
         name = f"worker{len(workers) + 1}"
         worker_env = {
             **os.environ,
@@ -361,7 +363,9 @@ def start_celery_worker(
                 + ["--pool", "threads", "--concurrency", str(concurrency)]
                 + ["--hostname", f"{name}-{celery_redis_broker.keyprefix[:-1]}@%h"]
                 + ["--loglevel", "INFO", "--without-mingle", "--without-gossip"]
-                + ["--without-heartbeat"],
+                + ["--without-heartbeat"]
+                # With beat inside the worker, the periodic tasks run too (one beat only).
+                + (["--beat", "--schedule", str(tmp_path / f"beat-{name}")] if beat else []),
                 cwd=REPO_DIR,
                 env=worker_env,
                 stdout=log_file,

@@ -1,0 +1,144 @@
+"""Import jobs end to end: a real Redis broker, real worker processes, the simulator over HTTP."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from phone_numbers import importing
+from phone_numbers.models import ImportJob
+from phone_numbers.number_input import read_pasted
+
+pytestmark = [
+    pytest.mark.integration,
+    # Workers read what the test writes; the roles' groups stay for the tests after.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+# Short timeouts and backoff, so that faults cost seconds rather than minutes.
+WORKER_ENV = {
+    "SIGNALWIRE_CONNECT_TIMEOUT_MS": "1000",
+    "SIGNALWIRE_READ_TIMEOUT_MS": "600",
+    "PORTAL_RETRY_BASE_SECONDS": "1",
+    "PORTAL_RETRY_MAX_SECONDS": "3",
+    "PORTAL_MAX_ATTEMPTS": "10",
+    "PORTAL_RATE_LIMIT_PER_SPACE": "200",
+}
+
+
+@pytest.fixture
+def worker_env(simulator) -> dict[str, str]:
+    return {**WORKER_ENV, "SIGNALWIRE_BASE_URL": simulator.api_base_url}
+
+
+@pytest.fixture
+def project(make_project, sim_project):
+    return make_project(
+        project_id=sim_project.project_id,
+        space_host=sim_project.space_host,
+        token=sim_project.token,
+    )
+
+
+def start_job(project, user, count: int) -> ImportJob:
+    numbers = "\n".join(f"+1415555{index:04d}" for index in range(count))
+    return importing.start_job(
+        project=project,
+        created_by=user,
+        source=ImportJob.Source.PASTE,
+        ticket="",
+        number_type="longcode",
+        capabilities=["sms", "voice", "fax", "mms"],
+        lines=read_pasted(numbers),
+    )
+
+
+def wait_for(job: ImportJob, seconds: float, done) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    while True:
+        counts = job.counts()
+        if done(counts):
+            return counts
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job.pk} did not get there in {seconds} s: {counts}")
+        time.sleep(0.25)
+
+
+def finished(counts: dict[str, int]) -> bool:
+    return counts["pending"] + counts["submitting"] == 0
+
+
+def created_numbers(simulator, sim_project) -> dict[str, int]:
+    return simulator.stats()["created"].get(sim_project.project_id, {})
+
+
+def test_a_200_number_job_with_faults_ends_terminal_with_no_number_created_twice(
+    start_celery_worker, worker_env, simulator, sim_project, project, admin_user
+):
+    simulator.configure(
+        error_429_fraction=0.10,
+        retry_after=1,
+        error_500_fraction=0.05,
+        timeout_fraction=0.05,
+        timeout_seconds=1.2,
+        timeout_creates=0.5,
+    )
+    start_celery_worker(env=worker_env, concurrency=8)
+
+    job = start_job(project, admin_user, 200)
+    counts = wait_for(job, 120, finished)
+
+    assert counts["imported"] + counts["failed"] == 200
+    assert counts["imported"] == 200  # ten attempts each: every fault was retried away
+    created = created_numbers(simulator, sim_project)
+    assert set(created.values()) == {1}, "a number was created twice"
+    imported = set(job.numbers.filter(status="imported").values_list("number", flat=True))
+    assert imported == set(created)
+    statuses = simulator.stats()["statuses"]
+    assert statuses.get("429") and statuses.get("500") and statuses.get("timeout")
+
+
+def test_a_worker_killed_mid_job_and_restarted_still_completes_the_job(
+    start_celery_worker, worker_env, simulator, sim_project, project, admin_user
+):
+    simulator.configure(latency_min_ms=150, latency_max_ms=150)
+    env = worker_env | {
+        # Recovery in seconds rather than minutes: beat runs inside the worker.
+        "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
+        "PORTAL_STUCK_SUBMITTING_SECONDS": "3",
+        "PORTAL_REQUEUE_AFTER_SECONDS": "4",
+    }
+    worker = start_celery_worker(env=env, concurrency=8, beat=True)
+    job = start_job(project, admin_user, 120)
+    wait_for(job, 60, lambda counts: counts["imported"] >= 30)
+
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.wait()
+    at_kill = job.counts()
+    start_celery_worker(env=env, concurrency=8, beat=True)
+    counts = wait_for(job, 120, finished)
+
+    assert at_kill["imported"] < 120
+    assert counts["imported"] == 120
+    created = created_numbers(simulator, sim_project)
+    assert len(created) == 120 and set(created.values()) == {1}
+
+
+def test_the_per_space_rate_limit_holds_across_workers(
+    start_celery_worker, worker_env, simulator, sim_project, project, admin_user
+):
+    rate = 15
+    # The simulator answers 429 past the limit, so a breach also shows as a 429.
+    simulator.configure(rate_limit=rate, latency_min_ms=20, latency_max_ms=60)
+    env = worker_env | {"PORTAL_RATE_LIMIT_PER_SPACE": str(rate)}
+    start_celery_worker(env=env, concurrency=8)
+    start_celery_worker(env=env, concurrency=8)
+
+    job = start_job(project, admin_user, 90)
+    counts = wait_for(job, 60, finished)
+
+    stats = simulator.stats()
+    assert counts["imported"] == 90
+    assert stats["peak_rate"][sim_project.project_id] <= rate
+    assert "429" not in stats["statuses"]
