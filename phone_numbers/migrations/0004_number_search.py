@@ -1,0 +1,34 @@
+from django.db import migrations
+
+# Trigram indexes let "contains" searches (any run of digits, part of a ticket or sid) use an
+# index instead of reading every row. They exist only on PostgreSQL; the embedded SQLite
+# database scans, which is fine at its size.
+TRIGRAM_INDEXES = {
+    "numberimport_number_trgm": ("phone_numbers_numberimport", "number"),
+    "numberimport_sid_trgm": ("phone_numbers_numberimport", "sid"),
+    "numberimport_friendly_trgm": ("phone_numbers_numberimport", "friendly_name"),
+    "importjob_ticket_trgm": ("phone_numbers_importjob", "ticket"),
+}
+
+
+def create_trigram_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    for name, (table, column) in TRIGRAM_INDEXES.items():
+        schema_editor.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} gin_trgm_ops)"
+        )
+
+
+def drop_trigram_indexes(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    for name in TRIGRAM_INDEXES:
+        schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("phone_numbers", "0003_import_jobs")]
+
+    operations = [migrations.RunPython(create_trigram_indexes, drop_trigram_indexes)]
