@@ -2,12 +2,21 @@ import re
 from urllib.parse import urlsplit
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_choices
 from phone_numbers.importing import refusal_for
-from phone_numbers.models import ALL_CAPABILITIES, ImportJob, NumberType, Project
+from phone_numbers.models import (
+    ALL_CAPABILITIES,
+    ImportJob,
+    ImportStatus,
+    NumberImport,
+    NumberType,
+    Project,
+)
 from phone_numbers.number_input import CSV_MAX_ROWS, InputError, read_csv, read_pasted
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -202,3 +211,102 @@ class RetryNumberForm(forms.Form):
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
         return [name for name in ALL_CAPABILITIES if name in chosen]
+
+
+class NumberSearchForm(forms.Form):
+    """The numbers list's search box and filters; every field is optional.
+
+    The form reads the URL, so a pasted link reproduces the search. A field that does not
+    validate is reported beside it and left out of the search; the rest still applies.
+    """
+
+    MAX_SEARCH_LENGTH = 200
+
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Digits in any form (555 0100, +44 20 7946), project, ticket, sid",
+                "autocomplete": "off",
+            }
+        ),
+    )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"),
+        required=False,
+        empty_label="All projects",
+        error_messages={"invalid_choice": "That project does not exist: showing all projects."},
+    )
+    status = forms.ChoiceField(
+        choices=[("", "Any status")] + ImportStatus.choices,
+        required=False,
+        initial=ImportStatus.IMPORTED,
+    )
+    number_type = forms.ChoiceField(
+        label="Type", choices=[("", "Any type")] + NumberType.choices, required=False
+    )
+    capability = forms.ChoiceField(
+        choices=[("", "Any capability")] + [(name, name.upper()) for name in ALL_CAPABILITIES],
+        required=False,
+    )
+    imported_from = forms.DateField(
+        label="Imported from",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date like 2026-01-31."},
+    )
+    imported_to = forms.DateField(
+        label="to",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date like 2026-01-31."},
+    )
+    imported_by = forms.ModelChoiceField(
+        queryset=get_user_model()
+        .objects.filter(import_jobs__isnull=False)
+        .distinct()
+        .order_by("username"),
+        required=False,
+        empty_label="Anyone",
+        error_messages={"invalid_choice": "That person has imported nothing: showing everyone's."},
+    )
+    ticket = forms.CharField(
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "Ticket reference"}),
+    )
+
+    def __init__(self, data=None, **kwargs) -> None:
+        if data is not None and "status" not in data:
+            # The list shows imported numbers until someone picks another status.
+            data = data.copy()
+            data["status"] = ImportStatus.IMPORTED
+        super().__init__(data, **kwargs)
+
+    def clean_q(self) -> str:
+        return self.cleaned_data["q"][: self.MAX_SEARCH_LENGTH]
+
+    def filtered(self, numbers: "QuerySet[NumberImport]") -> "QuerySet[NumberImport]":
+        """`numbers` narrowed by every field that validated."""
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if value}
+        if "q" in data:
+            numbers = numbers.search(data["q"])
+        lookups = {
+            "project": "project",
+            "status": "status",
+            "number_type": "number_type",
+            "imported_from": "imported_at__date__gte",
+            "imported_to": "imported_at__date__lte",
+            "imported_by": "job__created_by",
+            "ticket": "job__ticket__icontains",
+        }
+        numbers = numbers.filter(
+            **{lookup: data[name] for name, lookup in lookups.items() if name in data}
+        )
+        if "capability" in data:
+            numbers = numbers.filter(capabilities__contains=[data["capability"]])
+        return numbers

@@ -147,6 +147,21 @@ def _live_imports(project: Project, numbers: set[str]) -> dict[str, str]:
     return found
 
 
+def read_in_every_default_country(text: str) -> dict[str, str]:
+    """Every E.164 number `text` may mean in the portal, with how each was read.
+
+    A number written without a country code means something else in each project's default
+    country, so it is read once per default country in use.
+    """
+    countries = Project.objects.values_list("default_country", flat=True).distinct()
+    readings: dict[str, str] = {}
+    for country in sorted(set(countries)) or ["US"]:
+        read = read_number(text, country)
+        if read.e164:
+            readings.setdefault(read.e164, read.how_read)
+    return readings
+
+
 def refusal_for(project: Project) -> str:
     """Why nothing can be imported into the project right now, or ""."""
     if not project.is_active:

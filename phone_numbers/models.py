@@ -292,6 +292,30 @@ class ImportJob(models.Model):
         self.refresh_from_db(fields=["paused_at", "pause_reason"])
 
 
+class NumberImportQuerySet(models.QuerySet):
+    def search(self, text: str) -> "NumberImportQuerySet":
+        """Numbers matching what support staff type in the one search box.
+
+        Without letters, the text is a number in any written form ("(415) 555", "+44 20 7946",
+        "5550100"): its digits must appear in that order anywhere in the number. With letters,
+        it is part of a project's name, a ticket reference, a SignalWire sid or a friendly name.
+        """
+        text = text.strip()
+        if any(char.isalpha() for char in text):
+            # Matches on other tables become id lists first, so every branch of the OR can use
+            # an index of this table.
+            projects = Project.objects.filter(name__icontains=text).values("pk")
+            jobs = ImportJob.objects.filter(ticket__icontains=text).values("pk")
+            return self.filter(
+                Q(project__in=projects)
+                | Q(job__in=jobs)
+                | Q(sid__icontains=text)
+                | Q(friendly_name__icontains=text)
+            )
+        digits = "".join(char for char in text if char.isdigit())
+        return self.filter(number__contains=digits) if digits else self
+
+
 class NumberImport(models.Model):
     """One number inside a job, with its own status, attempts and SignalWire's answer."""
 
@@ -327,6 +351,8 @@ class NumberImport(models.Model):
     imported_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = NumberImportQuerySet.as_manager()
 
     class Meta:
         ordering = ["pk"]

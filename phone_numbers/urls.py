@@ -26,4 +26,7 @@ urlpatterns = [
     path("jobs/<int:pk>/resume/", views.job_resume, name="job_resume"),
     path("jobs/<int:pk>/export.csv", views.job_export, name="job_export"),
     path("numbers/<int:pk>/retry/", views.number_retry, name="number_retry"),
+    path("numbers/<int:pk>/", views.number_detail, name="number_detail"),
+    path("numbers/export.csv", views.number_export, name="number_export"),
+    path("numbers/where/", views.number_where, name="number_where"),
 ]

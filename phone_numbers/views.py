@@ -13,7 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from phone_numbers import health, importing
-from phone_numbers.forms import ImportForm, ProjectForm, RetryNumberForm
+from phone_numbers.forms import ImportForm, NumberSearchForm, ProjectForm, RetryNumberForm
 from phone_numbers.models import ImportJob, ImportStatus, NumberImport, Project
 from phone_numbers.tasks import check_project_connection
 
@@ -23,9 +23,135 @@ JOB_ROWS_PAGE_SIZE = 100
 JOBS_PAGE_SIZE = 50
 
 
+NUMBERS_PAGE_SIZE = 50
+
+
 @require_GET
+@permission_required("phone_numbers.view_numberimport", raise_exception=True)
+@vary_on_headers("HX-Request")
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "phone_numbers/home.html", {"form": ImportForm()})
+    """The numbers list: every number import, searched and filtered from the URL."""
+    search = NumberSearchForm(request.GET)
+    numbers = search.filtered(
+        NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
+    )
+    page_number = _page_number(request)
+    # One row more than shown says whether there is a next page, without counting a million.
+    start = (page_number - 1) * NUMBERS_PAGE_SIZE
+    rows = list(numbers[start : start + NUMBERS_PAGE_SIZE + 1])
+    context = {
+        "search": search,
+        "numbers": rows[:NUMBERS_PAGE_SIZE],
+        "page_number": page_number,
+        "has_next": len(rows) > NUMBERS_PAGE_SIZE,
+        "first_shown": start + 1,
+        "last_shown": start + len(rows[:NUMBERS_PAGE_SIZE]),
+        "query_string": _without_page(request),
+    }
+    if request.htmx:
+        return render(request, "phone_numbers/partials/number_rows.html", context)
+    # Its own ids: the search form on the same page has fields of the same names.
+    context["import_form"] = ImportForm(auto_id="import-%s")
+    return render(request, "phone_numbers/home.html", context)
+
+
+def _page_number(request: HttpRequest) -> int:
+    try:
+        return max(1, min(int(request.GET.get("page", 1)), 10_000))
+    except ValueError:
+        return 1
+
+
+def _without_page(request: HttpRequest) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    return query.urlencode()
+
+
+@require_GET
+@permission_required("phone_numbers.view_numberimport", raise_exception=True)
+def number_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The current search as CSV, streamed: a million rows never sit in memory."""
+    search = NumberSearchForm(request.GET)
+    numbers = search.filtered(
+        NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
+    )
+    writer = csv.writer(_Echo())
+    header = [
+        "number",
+        "project",
+        "space_host",
+        "status",
+        "number_type",
+        "capabilities",
+        "friendly_name",
+        "sid",
+        "ticket",
+        "imported_by",
+        "job",
+        "created_at",
+        "imported_at",
+        "reason",
+    ]
+
+    def rows():
+        yield writer.writerow(header)
+        for number in numbers.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    number.number,
+                    number.project.name,
+                    number.project.space_host,
+                    number.status,
+                    number.number_type,
+                    " ".join(number.capabilities),
+                    number.friendly_name,
+                    number.sid,
+                    number.job.ticket,
+                    number.job.created_by.get_username() if number.job.created_by else "",
+                    number.job_id,
+                    number.created_at.isoformat(),
+                    number.imported_at.isoformat() if number.imported_at else "",
+                    number.error_message if number.status != ImportStatus.IMPORTED else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="numbers.csv"'
+    return response
+
+
+@require_GET
+@permission_required("phone_numbers.view_numberimport", raise_exception=True)
+def number_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    number = get_object_or_404(
+        NumberImport.objects.select_related("project", "job__created_by"), pk=pk
+    )
+    context = {
+        "number": number,
+        "attempts": number.attempt_log.all(),
+        "other_imports": NumberImport.objects.filter(number=number.number)
+        .exclude(pk=number.pk)
+        .select_related("project", "job__created_by")
+        .order_by("-pk")[:50],
+        "response_fields": sorted((number.response or {}).items()),
+    }
+    return render(request, "phone_numbers/number_detail.html", context)
+
+
+@require_GET
+@permission_required("phone_numbers.view_numberimport", raise_exception=True)
+def number_where(request: HttpRequest) -> HttpResponse:
+    """ "Where is this number?": every project of the portal that holds it, whatever its form."""
+    text = request.GET.get("number", "")[: NumberSearchForm.MAX_SEARCH_LENGTH].strip()
+    readings = importing.read_in_every_default_country(text) if text else {}
+    numbers = (
+        NumberImport.objects.filter(number__in=readings)
+        .select_related("project", "job__created_by")
+        .order_by("project__name", "-pk")
+    )
+    context = {"text": text, "readings": readings, "numbers": numbers}
+    return render(request, "phone_numbers/number_where.html", context)
 
 
 @login_not_required
