@@ -1,0 +1,168 @@
+"""How fast the numbers list searches and filters a million number imports on PostgreSQL.
+
+Uses (and on first run fills, with `seed_demo_numbers`: a few minutes) the database named by
+BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/portal_bench). For each kind
+of search it runs the numbers list's own query (what the page runs for one page of results)
+with inputs drawn from the data, and prints p50/p95. Side by side, in the same run: the same
+searches the naive way, as Django admin's default `search_fields` does them (icontains on
+every field, OR-ed across the joins, and a COUNT for the paginator).
+
+    .venv/bin/python bench/search_numbers.py [--count 1000000] [--runs 40]
+"""
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH_DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"
+)
+
+
+def ensure_database(url: str) -> None:
+    server, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if not exists.fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+ensure_database(BENCH_DATABASE_URL)
+os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.test_settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Q  # noqa: E402
+from django.http import QueryDict  # noqa: E402
+
+from phone_numbers.forms import NumberSearchForm  # noqa: E402
+from phone_numbers.models import ImportJob, NumberImport, Project  # noqa: E402
+from phone_numbers.views import NUMBERS_PAGE_SIZE  # noqa: E402
+
+ADMIN_SEARCH_FIELDS = ["number", "sid", "friendly_name", "project__name", "job__ticket"]
+
+
+def page_query(params: dict[str, str]) -> list:
+    """Exactly what the numbers list runs for its first page of results."""
+    numbers = NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
+    query = QueryDict(mutable=True)
+    query.update(params)
+    return list(NumberSearchForm(query).filtered(numbers)[: NUMBERS_PAGE_SIZE + 1])
+
+
+def naive_query(text: str) -> list:
+    """Django admin's default search: icontains on every field, OR-ed, plus the count."""
+    condition = Q()
+    for field in ADMIN_SEARCH_FIELDS:
+        condition |= Q(**{f"{field}__icontains": text})
+    numbers = NumberImport.objects.filter(condition).order_by("-pk")
+    numbers.count()
+    return list(numbers.select_related("project", "job__created_by")[:NUMBERS_PAGE_SIZE])
+
+
+def timings(run, inputs) -> list[float]:
+    seconds = []
+    for value in inputs:
+        started = time.perf_counter()
+        run(value)
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    missing = args.count - NumberImport.objects.count()
+    if missing > 0:
+        print(f"Seeding {missing:,} number imports (once; kept for later runs)…", flush=True)
+        started = time.perf_counter()
+        call_command("seed_demo_numbers", count=missing, projects=200)
+        print(f"Seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE")
+    total = NumberImport.objects.count()
+
+    rng = random.Random(7)
+    sample = list(
+        NumberImport.objects.filter(status="imported")
+        .order_by("?")
+        .values("number", "sid", "project_id", "job__ticket", "imported_at")[: args.runs]
+    )
+    projects = list(Project.objects.values_list("pk", "name"))
+    users = list(ImportJob.objects.values_list("created_by", flat=True).distinct())
+
+    def digits(row, length):
+        body = row["number"][1:]
+        start = rng.randrange(0, len(body) - length + 1)
+        return body[start : start + length]
+
+    def national(row):  # "(201) 550" as a customer reads a US number out
+        body = row["number"][-10:]
+        return f"({body[:3]}) {body[3:6]}"
+
+    def international(row):  # "+44 20 7946"
+        body = row["number"][1:]
+        return f"+{body[:2]} {body[2:4]} {body[4:8]}"
+
+    def day(row):
+        return row["imported_at"].date().isoformat()
+
+    searches = {
+        "4 digits": [{"q": digits(row, 4)} for row in sample],
+        "7 digits": [{"q": digits(row, 7)} for row in sample],
+        "(415) 555 form": [{"q": national(row)} for row in sample],
+        "+44 20 7946 form": [{"q": international(row)} for row in sample],
+        "project name": [{"q": rng.choice(projects)[1][-10:]} for _ in sample],
+        "ticket": [{"q": row["job__ticket"]} for row in sample],
+        "sid fragment": [{"q": row["sid"][:8]} for row in sample],
+    }
+    filters = {
+        "default page": [{} for _ in sample],
+        "project + status": [
+            {"project": str(rng.choice(projects)[0]), "status": "failed"} for _ in sample
+        ],
+        "date range": [{"imported_from": day(row), "imported_to": day(row)} for row in sample],
+        "type + capability": [{"number_type": "tollfree", "capability": "mms"} for _ in sample],
+        "imported by": [{"imported_by": str(rng.choice(users))} for _ in sample],
+        "digits + project": [
+            {"q": digits(row, 5), "project": str(row["project_id"])} for row in sample
+        ],
+    }
+
+    print(f"\n{total:,} number imports, {len(projects)} projects, {args.runs} runs per kind")
+    print(f"{'query':<20} {'portal p50':>11} {'p95':>9}   {'naive p50':>10} {'p95':>9}")
+    for name, inputs in {**searches, **filters}.items():
+        portal = timings(page_query, inputs)
+        line = f"{name:<20} {statistics.median(portal) * 1000:>9.1f}ms"
+        line += f" {percentile(portal, 0.95) * 1000:>7.1f}ms"
+        if name in searches:
+            naive = timings(naive_query, [params["q"] for params in inputs[:10]])
+            line += f"   {statistics.median(naive) * 1000:>8.0f}ms"
+            line += f" {percentile(naive, 0.95) * 1000:>7.0f}ms"
+        print(line, flush=True)
+    print("(naive: 10 runs per kind, it is slow)")
+
+
+if __name__ == "__main__":
+    main()
