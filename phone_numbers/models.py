@@ -301,6 +301,8 @@ class NumberImportQuerySet(models.QuerySet):
         it is part of a project's name, a ticket reference, a SignalWire sid or a friendly name.
         """
         text = text.strip()
+        if text.lower().startswith("tel:"):
+            text = text[4:]
         if any(char.isalpha() for char in text):
             # Matches on other tables become id lists first, so every branch of the OR can use
             # an index of this table.
@@ -524,3 +526,75 @@ class RateLimitBucket(models.Model):
 
     def __str__(self) -> str:
         return self.space_host
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", "Logged in"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOCKED_OUT = "locked_out", "Locked out (too many failed logins)"
+    LOGOUT = "logout", "Logged out"
+    PROJECT_CREATED = "project_created", "Project created"
+    PROJECT_CHANGED = "project_changed", "Project changed"
+    PROJECT_DEACTIVATED = "project_deactivated", "Project deactivated"
+    PROJECT_REACTIVATED = "project_reactivated", "Project reactivated"
+    CREDENTIAL_ADDED = "credential_added", "API token added"
+    CREDENTIAL_REPLACED = "credential_replaced", "API token replaced (old one revoked)"
+    CONNECTION_CHECKED = "connection_checked", "Connection check started"
+    JOB_PREVIEWED = "job_previewed", "Import previewed"
+    JOB_CONFIRMED = "job_confirmed", "Import confirmed"
+    JOB_PAUSED = "job_paused", "Job paused"
+    JOB_RESUMED = "job_resumed", "Job resumed"
+    JOB_CANCELLED = "job_cancelled", "Job cancelled"
+    JOB_RETRIED = "job_retried", "Failed numbers retried"
+    NUMBER_RETRIED = "number_retried", "Number edited and retried"
+    JOB_EXPORTED = "job_exported", "Job exported (CSV)"
+    NUMBERS_EXPORTED = "numbers_exported", "Numbers exported (CSV)"
+    AUDIT_EXPORTED = "audit_exported", "Audit log exported (CSV)"
+
+
+class AuditEntryQuerySet(models.QuerySet):
+    # Append-only: bulk changes are refused as well as single ones.
+    def update(self, **kwargs) -> int:
+        raise PermissionError("Audit entries cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AuditEntry(models.Model):
+    """Who did what, when and from where. Written once, never changed or deleted."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept as text: the user may be deleted later, and a failed login names no real user.
+    username = models.CharField(max_length=150, blank=True, db_index=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=32, choices=AuditAction, db_index=True)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    job = models.ForeignKey(
+        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target = models.CharField(max_length=200, blank=True)
+    # Field name → {"old": ..., "new": ...}, or counts; never a token.
+    changes = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-pk"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.username or 'someone'}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise PermissionError("Audit entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit entries cannot be deleted.")

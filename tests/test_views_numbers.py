@@ -1,0 +1,283 @@
+import csv
+import io
+from datetime import UTC
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
+
+from phone_numbers.models import ImportJob, NumberImport
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def add_number(make_project, support_user):
+    """Add a number import directly: status, project and ticket as given."""
+    projects = {}
+
+    def add(number, status="imported", project="Acme Corp", ticket="", **fields):
+        if project not in projects:
+            projects[project] = make_project(
+                name=project, space_host=f"{project.split()[0].lower()}.signalwire.com"
+            )
+        job = ImportJob.objects.create(
+            project=projects[project],
+            created_by=support_user,
+            source="paste",
+            ticket=ticket,
+            number_type="longcode",
+            capabilities=["sms", "voice", "fax", "mms"],
+            input_digest="x",
+        )
+        return NumberImport.objects.create(
+            job=job,
+            project=projects[project],
+            number=number,
+            number_type=fields.pop("number_type", "longcode"),
+            capabilities=fields.pop("capabilities", ["sms", "voice", "fax", "mms"]),
+            status=status,
+            **fields,
+        )
+
+    return add
+
+
+def shown(response) -> list[str]:
+    return [number.number for number in response.context["numbers"]]
+
+
+def search(client, **params):
+    return client.get(reverse("phone_numbers:home"), params)
+
+
+def test_anonymous_visitors_are_sent_to_login(client):
+    for url in [
+        reverse("phone_numbers:home"),
+        reverse("phone_numbers:number_export"),
+        reverse("phone_numbers:number_where"),
+        reverse("phone_numbers:number_detail", args=[1]),
+    ]:
+        assert client.get(url)["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize(
+    "typed", ["5550100", "555-0100", "(415) 555", "415 555 0100", "+1 415-555", "tel:+1415555"]
+)
+def test_any_run_of_digits_in_any_written_form_finds_the_number(
+    client, support_user, add_number, typed
+):
+    add_number("+14155550100")
+    add_number("+442079460958")
+    client.force_login(support_user)
+
+    assert shown(search(client, q=typed)) == ["+14155550100"]
+
+
+def test_an_international_prefix_written_with_spaces_finds_the_number(
+    client, support_user, add_number
+):
+    add_number("+14155550100")
+    add_number("+442079460958")
+    client.force_login(support_user)
+
+    assert shown(search(client, q="+44 20 7946")) == ["+442079460958"]
+
+
+def test_text_finds_project_ticket_sid_and_friendly_name(client, support_user, add_number):
+    add_number("+14155550100", project="Globex Corp")
+    add_number("+14155550101", ticket="HD-4242")
+    add_number("+14155550102", sid="ab12cd34-0000-4000-8000-000000000000")
+    add_number("+14155550103", friendly_name="Front desk")
+    client.force_login(support_user)
+
+    assert shown(search(client, q="globex")) == ["+14155550100"]
+    assert shown(search(client, q="hd-4242")) == ["+14155550101"]
+    assert shown(search(client, q="AB12CD")) == ["+14155550102"]
+    assert shown(search(client, q="front")) == ["+14155550103"]
+
+
+def test_imported_numbers_show_by_default_and_any_status_on_request(
+    client, support_user, add_number
+):
+    add_number("+14155550100")
+    add_number("+14155550101", status="failed")
+    client.force_login(support_user)
+
+    assert shown(search(client)) == ["+14155550100"]
+    assert shown(search(client, status="")) == ["+14155550101", "+14155550100"]
+    assert shown(search(client, status="failed")) == ["+14155550101"]
+
+
+def test_filters_narrow_the_list(client, support_user, add_number, admin_user):
+    target = add_number("+14155550100", number_type="tollfree", capabilities=["voice"])
+    add_number("+14155550101", project="Globex Corp")
+    add_number("+14155550102")
+    target.job.created_by = admin_user
+    target.job.save()
+    client.force_login(support_user)
+
+    assert shown(search(client, number_type="tollfree")) == ["+14155550100"]
+    assert shown(search(client, capability="sms")) == ["+14155550102", "+14155550101"]
+    assert shown(search(client, imported_by=admin_user.pk)) == ["+14155550100"]
+    assert shown(search(client, project=target.project_id, q="555")) == [
+        "+14155550102",
+        "+14155550100",
+    ]
+
+
+def test_imported_between_two_dates(client, support_user, add_number):
+    from datetime import datetime
+
+    add_number("+14155550100", imported_at=datetime(2026, 3, 1, 12, tzinfo=UTC))
+    add_number("+14155550101", imported_at=datetime(2026, 5, 1, 12, tzinfo=UTC))
+    client.force_login(support_user)
+
+    found = search(client, imported_from="2026-02-01", imported_to="2026-03-31")
+
+    assert shown(found) == ["+14155550100"]
+
+
+def test_live_search_answers_htmx_with_the_results_only(client, support_user, add_number):
+    add_number("+14155550100")
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:home"), {"q": "0100"}, headers=HTMX)
+
+    assertTemplateUsed(response, "phone_numbers/partials/number_rows.html")
+    assertNotContains(response, "<html")
+    assertContains(response, "+1 415-555-0100")
+    assert "HX-Request" in response["Vary"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "--- () ..."},
+        {"q": "5" * 500},
+        {"q": "'; DROP TABLE phone_numbers_numberimport; --"},
+        {"q": "<script>alert(1)</script>"},
+        {"imported_from": "2026-13-45"},
+        {"imported_to": "yesterday"},
+        {"project": "99999"},
+        {"project": "not-a-number"},
+        {"imported_by": "77777"},
+        {"status": "exploded"},
+        {"page": "-3"},
+        {"page": "lots"},
+    ],
+)
+def test_bad_input_answers_200_with_a_message_and_nothing_unescaped(
+    client, support_user, add_number, params
+):
+    add_number("+14155550100")
+    client.force_login(support_user)
+
+    response = search(client, **params)
+
+    assert response.status_code == 200
+    assertNotContains(response, "<script>alert(1)</script>")
+    assert NumberImport.objects.count() == 1
+
+
+def test_a_malformed_date_and_an_unknown_project_are_explained(client, support_user, add_number):
+    add_number("+14155550100")
+    client.force_login(support_user)
+
+    response = search(client, imported_from="2026-13-45", project="99999")
+
+    assertContains(response, "Enter a date like 2026-01-31.")
+    assertContains(response, "That project does not exist: showing all projects.")
+    assert shown(response) == ["+14155550100"]
+
+
+def test_pages_run_the_same_queries_whatever_their_size(client, support_user, add_number):
+    client.force_login(support_user)
+
+    def queries_for_the_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert search(client, status="").status_code == 200
+        return len(queries)
+
+    add_number("+14155550100")
+    with_one = queries_for_the_list()
+    for index in range(1, 60):
+        add_number(f"+1415555{index:04d}", project=f"Customer{index % 3} Inc")
+
+    assert queries_for_the_list() == with_one
+
+
+def test_pages_go_on_without_counting(client, support_user, add_number):
+    for index in range(55):
+        add_number(f"+1415555{index:04d}")
+    client.force_login(support_user)
+
+    first, second = search(client), search(client, page=2)
+
+    assert len(shown(first)) == 50 and first.context["has_next"]
+    assert len(shown(second)) == 5 and not second.context["has_next"]
+    assertContains(second, "Showing 51–55")
+
+
+def test_export_streams_the_current_search_as_csv(client, support_user, add_number):
+    add_number("+14155550100", sid="sid-1", ticket="HD-1")
+    add_number("+14155550101", status="failed", error_message="Service Unavailable")
+    add_number("+442079460958")
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_export"), {"q": "415", "status": ""})
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response["Content-Type"] == "text/csv"
+    assert [(row["number"], row["status"]) for row in rows] == [
+        ("+14155550101", "failed"),
+        ("+14155550100", "imported"),
+    ]
+    assert rows[1]["sid"] == "sid-1" and rows[1]["ticket"] == "HD-1"
+    assert rows[0]["reason"] == "Service Unavailable"
+
+
+def test_number_page_shows_the_response_the_attempts_and_the_job(client, support_user, add_number):
+    number = add_number(
+        "+14155550100",
+        sid="sid-1",
+        response={"sid": "sid-1", "origin": "signalwire", "voice_url": None},
+    )
+    number.attempt_log.create(started_at=number.created_at, outcome="imported", http_status=201)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
+
+    assertContains(response, "+1 415-555-0100")
+    assertContains(response, "origin")
+    assertContains(response, "voice_url")
+    assertContains(response, "201")
+    assertContains(response, number.job.get_absolute_url())
+    assertContains(response, 'data-copy="+14155550100"')
+
+
+def test_where_is_this_number_lists_every_project_holding_it(client, support_user, add_number):
+    add_number("+14155550100", project="Acme Corp")
+    add_number("+14155550100", project="Globex Corp", status="failed")
+    add_number("+14155550101", project="Initech Ltd")
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_where"), {"number": "(415) 555-0100"})
+
+    assertContains(response, "Acme Corp")
+    assertContains(response, "Globex Corp")
+    assertNotContains(response, "Initech Ltd")
+
+
+def test_where_is_this_number_explains_what_is_not_a_number(client, support_user, add_number):
+    add_number("+14155550100")
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_where"), {"number": "<b>hello</b>"})
+
+    assertContains(response, "is not a phone number")
+    assertNotContains(response, "<b>hello</b>")
