@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browsers here.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format
+.PHONY: run test lint format check-deploy
 
 run: $(INSTALLED)
 	$(BIN)/python manage.py runportal
@@ -23,6 +23,15 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Django's deployment checklist under production-like settings (throwaway secrets, no servers).
+check-deploy: $(INSTALLED)
+	DATABASE_URL=postgres://portal@db.invalid:5432/portal \
+	REDIS_URL=redis://redis.invalid:6379/0 \
+	DJANGO_ALLOWED_HOSTS=portal.example.com \
+	DJANGO_SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+	PORTAL_ENCRYPTION_KEYS="$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
