@@ -56,10 +56,9 @@ ADMIN_SEARCH_FIELDS = ["number", "sid", "friendly_name", "project__name", "job__
 
 def page_query(params: dict[str, str]) -> list:
     """Exactly what the numbers list runs for its first page of results."""
-    numbers = NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     query = QueryDict(mutable=True)
     query.update(params)
-    return list(NumberSearchForm(query).filtered(numbers)[: NUMBERS_PAGE_SIZE + 1])
+    return NumberSearchForm(query).page(0, NUMBERS_PAGE_SIZE + 1)
 
 
 def naive_query(text: str) -> list:
