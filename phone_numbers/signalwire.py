@@ -140,9 +140,9 @@ class SignalWireUnavailable(SignalWireError):
 
     `retry_after` is the wait SignalWire asked for in seconds (from Retry-After), or None.
     `may_have_reached_signalwire` is true when SignalWire may have acted on the request (read
-    timeout, 5xx, connection reset after sending, unreadable 2xx): look the number up before
-    importing it again. It is false when the request provably never arrived or was refused
-    unprocessed (connect error, connect timeout, 429).
+    timeout, a 5xx but 503, connection reset after sending, unreadable 2xx): look the number up
+    before importing it again. It is false when the request provably never arrived or was
+    refused unprocessed (connect error, connect timeout, 429, 503).
     """
 
     def __init__(
@@ -740,7 +740,9 @@ class SignalWireClient:
             return SignalWireUnavailable(
                 message,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
-                may_have_reached_signalwire=status != 429,
+                # 429 and 503 say the request was refused, not processed (RFC 9110 §15.6.4);
+                # any other 5xx may have come after SignalWire acted on it.
+                may_have_reached_signalwire=status not in (429, 503),
                 **common,
             )
         if 400 <= status < 500:

@@ -342,7 +342,7 @@ def error_body(code, message, status):
             {},
             {"Retry-After": "30"},
             SignalWireUnavailable,
-            {"retry_after": 30.0, "may_have_reached_signalwire": True, "code": None},
+            {"retry_after": 30.0, "may_have_reached_signalwire": False, "code": None},
         ),
     ],
 )

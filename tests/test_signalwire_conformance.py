@@ -443,7 +443,7 @@ def test_client_partner_api_disabled_shows_on_import_only(simulator, sim_project
         ({"error_429_fraction": 1, "retry_after": 4}, 429, 4.0, False),
         ({"error_429_fraction": 1, "retry_after": None}, 429, None, False),
         ({"error_500_fraction": 1}, 500, None, True),
-        ({"error_503_fraction": 1}, 503, None, True),
+        ({"error_503_fraction": 1}, 503, None, False),
     ],
 )
 def test_client_unavailable_on_simulated_errors(
