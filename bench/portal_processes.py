@@ -1,0 +1,213 @@
+"""Throwaway servers and portal processes for the benchmarks that run real Celery workers.
+
+bench/soak.py and bench/import_throughput.py each start a Redis of their own (on a free port,
+never the machine's shared one on 6379), create a throwaway PostgreSQL database on the server
+of DATABASE_URL, and run Celery worker and beat processes against both. Every process started
+here is stopped, and the database dropped, when the caller's ExitStack closes.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_SERVER = "postgres://postgres@127.0.0.1:5432"
+# Variables that configure the portal. A caller may itself run under pytest, whose settings put
+# memory:// into CELERY_BROKER_URL, so nothing of the kind is inherited: each bench sets its own.
+CONFIG_PREFIXES = ("DJANGO_", "PORTAL_", "SIGNALWIRE_", "CELERY_")
+CONFIG_NAMES = {"DATABASE_URL", "REDIS_URL"}
+READY_SECONDS = 30
+
+
+def clean_environment() -> dict[str, str]:
+    """os.environ without any variable that configures the portal."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in CONFIG_NAMES and not name.startswith(CONFIG_PREFIXES)
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {seconds:.0f} s")
+        time.sleep(0.05)
+
+
+def raise_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into SystemExit, so `finally` blocks stop what was started."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGHUP, leave)
+
+
+def stop_process(process: subprocess.Popen, seconds: float = 15) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, with no persistence.
+
+    `stop()` then `start()` restarts it on the same port, empty: every queued and unacked
+    message is gone, as after a crash of an unpersisted Redis.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        if not shutil.which("redis-server"):
+            sys.exit("redis-server is not installed: sudo apt-get install -y redis-server")
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+            + ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+            + ["--logfile", str(self.workdir / "redis.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.answers, READY_SECONDS, f"Redis answering on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+
+class ThrowawayDatabase:
+    """A PostgreSQL database created on DATABASE_URL's server and dropped at the end."""
+
+    def __init__(self, name: str, database_url: str | None = None) -> None:
+        parts = urlsplit(database_url or DEFAULT_DATABASE_SERVER)
+        self.server = f"{parts.scheme}://{parts.netloc}"
+        self.name = name
+        self.url = f"{self.server}/{name}"
+
+    def _admin(self) -> psycopg.Connection:
+        return psycopg.connect(f"{self.server}/postgres", autocommit=True)
+
+    def create(self) -> None:
+        with self._admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            connection.execute(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        with self._admin() as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+class CeleryProcess:
+    """`celery --app portal worker|beat ...` with its output in a log file."""
+
+    def __init__(self, name: str, arguments: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.env = env
+        self.log_path = logdir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.ready_text = " ready." if arguments[0] == "worker" else "beat: Starting"
+        self.ready_lines_before = 0
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self) -> None:
+        # A restarted process appends to the same log: count readiness lines, not presence.
+        self.ready_lines_before = self.log().count(self.ready_text)
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "--app", "portal", *self.arguments],
+                cwd=REPO_DIR,
+                env=self.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; its log:\n{self.log()[-3000:]}")
+            return self.log().count(self.ready_text) > self.ready_lines_before
+
+        wait_until(ready, READY_SECONDS, f"{self.name} ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, nothing acknowledged, nothing handed back."""
+        if self.process is not None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def worker(
+    name: str, env: dict[str, str], logdir: Path, concurrency: int = 8, extra: list[str] = ()
+) -> CeleryProcess:
+    return CeleryProcess(
+        name,
+        ["worker", "--pool", "threads", "--concurrency", str(concurrency)]
+        + ["--hostname", f"{name}@%h", "--loglevel", "INFO"]
+        + ["--without-mingle", "--without-gossip", *extra],
+        env,
+        logdir,
+    )
+
+
+def beat(env: dict[str, str], logdir: Path) -> CeleryProcess:
+    return CeleryProcess(
+        "beat",
+        ["beat", "--loglevel", "INFO", "--schedule", str(logdir / "beat-schedule")],
+        env,
+        logdir,
+    )
+
+
+def start_all(processes: list[CeleryProcess], stack: contextlib.ExitStack) -> None:
+    """Start the processes together (they take seconds to import), then wait for each."""
+    for process in processes:
+        stack.callback(process.stop)
+        process.start()
+    for process in processes:
+        process.wait_ready()
