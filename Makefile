@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browsers here.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format check-deploy
+.PHONY: run test lint format check-deploy audit
 
 run: $(INSTALLED)
 	$(BIN)/python manage.py runportal
@@ -14,7 +14,14 @@ run: $(INSTALLED)
 test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive portal phone_numbers
 	$(BIN)/python scripts/with_test_servers.py $(BIN)/pytest
+
+# Known vulnerabilities of every installed package, from PyPI's per-version JSON API, which
+# this workplace cannot reach (so it is not part of `make test`). --strict: a package it could
+# not check fails the run, so an unreachable service never passes.
+audit: $(INSTALLED)
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

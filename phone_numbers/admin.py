@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from phone_numbers.models import Credential, ImportJob, NumberImport, Project
+from phone_numbers.models import AuditEntry, Credential, ImportJob, NumberImport, Project
 
 
 class CredentialInline(admin.TabularInline):
@@ -69,3 +69,11 @@ class NumberImportAdmin(ReadOnlyAdmin):
     search_fields = ["number", "sid"]
     list_select_related = ["project", "job__project"]
     raw_id_fields = ["job", "project"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "username", "ip_address", "action", "project", "job", "target"]
+    list_filter = ["action"]
+    search_fields = ["username", "target"]
+    list_select_related = ["project", "job__project"]

@@ -11,6 +11,8 @@ from phone_numbers.countries import country_choices
 from phone_numbers.importing import refusal_for
 from phone_numbers.models import (
     ALL_CAPABILITIES,
+    AuditAction,
+    AuditEntry,
     ImportJob,
     ImportStatus,
     NumberImport,
@@ -289,6 +291,13 @@ class NumberSearchForm(forms.Form):
     def clean_q(self) -> str:
         return self.cleaned_data["q"][: self.MAX_SEARCH_LENGTH]
 
+    def page(self, start: int, size: int) -> list[NumberImport]:
+        """Rows start to start + size of the search's results, newest first."""
+        numbers = self.filtered(NumberImport.objects.select_related("project", "job__created_by"))
+        if self.cleaned_data.get("q"):
+            return numbers.newest_page(start, size)
+        return list(numbers.order_by("-pk")[start : start + size])
+
     def filtered(self, numbers: "QuerySet[NumberImport]") -> "QuerySet[NumberImport]":
         """`numbers` narrowed by every field that validated."""
         self.is_valid()
@@ -310,3 +319,51 @@ class NumberSearchForm(forms.Form):
         if "capability" in data:
             numbers = numbers.filter(capabilities__contains=[data["capability"]])
         return numbers
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters, read from the URL; a field that does not validate is left out."""
+
+    person = forms.CharField(
+        required=False,
+        max_length=150,
+        widget=forms.TextInput(attrs={"placeholder": "Username", "autocomplete": "off"}),
+    )
+    action = forms.ChoiceField(choices=[("", "Any action")] + AuditAction.choices, required=False)
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"),
+        required=False,
+        empty_label="All projects",
+        error_messages={"invalid_choice": "That project does not exist: showing all projects."},
+    )
+    job = forms.IntegerField(
+        required=False, min_value=1, widget=forms.NumberInput(attrs={"placeholder": "Job"})
+    )
+    since = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date like 2026-01-31."},
+    )
+    until = forms.DateField(
+        label="to",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter a date like 2026-01-31."},
+    )
+
+    def filtered(self, entries: "QuerySet[AuditEntry]") -> "QuerySet[AuditEntry]":
+        """`entries` narrowed by every field that validated."""
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if value}
+        lookups = {
+            "person": "username__iexact",
+            "action": "action",
+            "project": "project",
+            "job": "job_id",
+            "since": "created_at__date__gte",
+            "until": "created_at__date__lte",
+        }
+        return entries.filter(
+            **{lookup: data[name] for name, lookup in lookups.items() if name in data}
+        )

@@ -371,7 +371,8 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
         settings.PORTAL_RETRY_MAX_SECONDS, settings.PORTAL_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
     )
     # "Equal jitter": at least half the exponential delay, so retries spread out but still wait.
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    # Bandit B311 is a false alarm: jitter only spreads retries in time; nothing secret.
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # nosec B311
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
@@ -292,6 +292,12 @@ class ImportJob(models.Model):
         self.refresh_from_db(fields=["paused_at", "pause_reason"])
 
 
+# A text search narrows by at most this many jobs whose ticket matches.
+MAX_IDS_IN_SEARCH = 5000
+# Up to this many matches, a search sorts them itself (see newest_page).
+SPARSE_MATCHES = 20000
+
+
 class NumberImportQuerySet(models.QuerySet):
     def search(self, text: str) -> "NumberImportQuerySet":
         """Numbers matching what support staff type in the one search box.
@@ -304,18 +310,49 @@ class NumberImportQuerySet(models.QuerySet):
         if text.lower().startswith("tel:"):
             text = text[4:]
         if any(char.isalpha() for char in text):
-            # Matches on other tables become id lists first, so every branch of the OR can use
-            # an index of this table.
-            projects = Project.objects.filter(name__icontains=text).values("pk")
-            jobs = ImportJob.objects.filter(ticket__icontains=text).values("pk")
-            return self.filter(
-                Q(project__in=projects)
-                | Q(job__in=jobs)
-                | Q(sid__icontains=text)
-                | Q(friendly_name__icontains=text)
+            # Matches in the (small) projects and jobs tables become id lists first: with
+            # subqueries PostgreSQL cannot estimate the OR and walks the whole table.
+            matches = Q(sid__icontains=text) | Q(friendly_name__icontains=text)
+            projects = list(
+                Project.objects.filter(name__icontains=text).values_list("pk", flat=True)
             )
+            jobs = list(
+                ImportJob.objects.filter(ticket__icontains=text).values_list("pk", flat=True)[
+                    :MAX_IDS_IN_SEARCH
+                ]
+            )
+            if projects:
+                matches |= Q(project__in=projects)
+            if jobs:
+                matches |= Q(job__in=jobs)
+            return self.filter(matches)
         digits = "".join(char for char in text if char.isdigit())
         return self.filter(number__contains=digits) if digits else self
+
+    def newest_page(self, start: int, size: int) -> list["NumberImport"]:
+        """Rows start to start + size of the matches, newest first, however many match.
+
+        PostgreSQL cannot tell how many numbers a "contains" search matches, and a wrong guess
+        either walks a million rows newest first looking for a rare match, or sorts a hundred
+        thousand common ones. So the plan is chosen here: first collect at most
+        SPARSE_MATCHES ids through the trigram indexes alone (bounded by the index); if
+        that is all of them, sort those few; otherwise matches are dense, and walking newest
+        first finds a page at once.
+        """
+        if connection.vendor != "postgresql":
+            return list(self.order_by("-pk")[start : start + size])
+        probe = self.order_by().values_list("pk", flat=True)[: SPARSE_MATCHES + 1]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            ids = list(probe)
+        if len(ids) <= SPARSE_MATCHES:
+            page = sorted(ids, reverse=True)[start : start + size]
+            return list(self.filter(pk__in=page).order_by("-pk"))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
+            cursor.execute("SET LOCAL enable_sort = off")
+            return list(self.order_by("-pk")[start : start + size])
 
 
 class NumberImport(models.Model):
@@ -598,3 +635,23 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit entries cannot be deleted.")
+
+    def change_lines(self) -> list[tuple[str, str]]:
+        """The changes as (name, "old → new" or value) pairs, for the audit page."""
+        lines = []
+        for name, value in self.changes.items():
+            if isinstance(value, dict) and set(value) == {"old", "new"}:
+                lines.append((name, f"{_shown(value['old'])} → {_shown(value['new'])}"))
+            else:
+                lines.append((name, _shown(value)))
+        return lines
+
+
+def _shown(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items()) or "—"
+    return str(value)

@@ -1,7 +1,10 @@
 import csv
+import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, permission_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -12,9 +15,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import health, importing
-from phone_numbers.forms import ImportForm, NumberSearchForm, ProjectForm, RetryNumberForm
-from phone_numbers.models import ImportJob, ImportStatus, NumberImport, Project
+from phone_numbers import audit, health, importing
+from phone_numbers.forms import (
+    AuditFilterForm,
+    ImportForm,
+    NumberSearchForm,
+    ProjectForm,
+    RetryNumberForm,
+)
+from phone_numbers.models import (
+    AuditAction,
+    AuditEntry,
+    ImportJob,
+    ImportStatus,
+    NumberImport,
+    Project,
+)
 from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
@@ -32,13 +48,10 @@ NUMBERS_PAGE_SIZE = 50
 def home(request: HttpRequest) -> HttpResponse:
     """The numbers list: every number import, searched and filtered from the URL."""
     search = NumberSearchForm(request.GET)
-    numbers = search.filtered(
-        NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
-    )
     page_number = _page_number(request)
     # One row more than shown says whether there is a next page, without counting a million.
     start = (page_number - 1) * NUMBERS_PAGE_SIZE
-    rows = list(numbers[start : start + NUMBERS_PAGE_SIZE + 1])
+    rows = search.page(start, NUMBERS_PAGE_SIZE + 1)
     context = {
         "search": search,
         "numbers": rows[:NUMBERS_PAGE_SIZE],
@@ -73,6 +86,7 @@ def _without_page(request: HttpRequest) -> str:
 def number_export(request: HttpRequest) -> StreamingHttpResponse:
     """The current search as CSV, streamed: a million rows never sit in memory."""
     search = NumberSearchForm(request.GET)
+    audit.record(request, AuditAction.NUMBERS_EXPORTED, changes={"filters": request.GET.dict()})
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
@@ -218,12 +232,14 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _save_project(request: HttpRequest, form: ProjectForm) -> Project | None:
     """Save the form; a new token (or host, or ID) starts a connection check."""
+    is_new = form.instance.pk is None
     try:
         project = form.save(by=request.user)
     except IntegrityError:
         # Another admin saved the same Space and project ID a moment ago.
         form.add_error("project_id", "This Space already has this project in the portal.")
         return None
+    audit.record_project_saved(request, form, project, is_new=is_new)
     if form.cleaned_data["token"] or {"space_host", "project_id"} & set(form.changed_data):
         _queue_connection_check(project)
     return project
@@ -239,6 +255,7 @@ def _queue_connection_check(project: Project) -> None:
 def project_check_connection(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=pk)
     _queue_connection_check(project)
+    audit.record(request, AuditAction.CONNECTION_CHECKED, project=project)
     if request.htmx:
         return render(
             request, "phone_numbers/partials/project_connection.html", {"project": project}
@@ -252,6 +269,11 @@ def project_set_active(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=pk)
     project.is_active = request.POST.get("is_active") == "true"
     project.save(update_fields=["is_active", "updated_at"])
+    audit.record(
+        request,
+        AuditAction.PROJECT_REACTIVATED if project.is_active else AuditAction.PROJECT_DEACTIVATED,
+        project=project,
+    )
     if project.is_active:
         messages.success(request, f"Project “{project.name}” is active again.")
     else:
@@ -294,6 +316,7 @@ def import_new(request: HttpRequest) -> HttpResponse:
             except importing.ImportRefused as exc:
                 context["refusal"] = str(exc)
             else:
+                audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
                 if request.htmx:
                     return HttpResponseClientRedirect(job.get_absolute_url())
                 return redirect(job)
@@ -303,6 +326,8 @@ def import_new(request: HttpRequest) -> HttpResponse:
                 "then confirm again."
             )
         preview = importing.preview(**arguments)
+        if not request.POST.get("page"):
+            audit.record_preview(request, data["project"], preview, digest)
         context.update(
             preview=preview,
             preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
@@ -356,6 +381,12 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("phone_numbers.change_importjob", raise_exception=True)
 def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
+    audit.record(
+        request,
+        AuditAction.JOB_RETRIED,
+        job=job,
+        changes={"failed_before_retry": audit.failure_counts(job)},
+    )
     restarted = importing.retry_failed(job)
     messages.success(request, f"{restarted} failed number(s) are being retried.")
     return redirect(job)
@@ -366,6 +397,12 @@ def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
     cancelled = importing.cancel_pending(job)
+    audit.record(
+        request,
+        AuditAction.JOB_CANCELLED,
+        job=job,
+        changes={"cancelled": cancelled},
+    )
     messages.success(request, f"{cancelled} number(s) not yet sent were cancelled.")
     return redirect(job)
 
@@ -375,6 +412,7 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def job_pause(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
     job.pause(f"Paused by {request.user.get_username()}.")
+    audit.record(request, AuditAction.JOB_PAUSED, job=job)
     messages.success(request, "The job is paused: nothing more is sent until it is resumed.")
     return redirect(job)
 
@@ -387,6 +425,7 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, refusal)
     else:
         importing.resume(job)
+        audit.record(request, AuditAction.JOB_RESUMED, job=job)
         messages.success(request, "The job is running again.")
     return redirect(job)
 
@@ -401,6 +440,7 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     elif importing.retry_number(
         number_import, form.cleaned_data["number_type"], form.cleaned_data["capabilities"]
     ):
+        audit.record_number_retry(request, number_import, form.cleaned_data)
         messages.success(request, f"{number_import.number} is being retried.")
     else:
         messages.error(
@@ -422,6 +462,7 @@ class _Echo:
 @permission_required("phone_numbers.view_importjob", raise_exception=True)
 def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
+    audit.record(request, AuditAction.JOB_EXPORTED, job=job)
     writer = csv.writer(_Echo())
     header = [
         "line",
@@ -453,3 +494,88 @@ def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="import-job-{job.pk}.csv"'
     return response
+
+
+AUDIT_PAGE_SIZE = 100
+AUDIT_EXPORT_HEADER = [
+    "time",
+    "person",
+    "ip_address",
+    "action",
+    "project",
+    "job",
+    "target",
+    "changes",
+]
+
+
+@require_GET
+@permission_required("phone_numbers.view_auditentry", raise_exception=True)
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """Who did what, newest first. Pages go by entry id, so no page counts the whole table."""
+    filters = AuditFilterForm(request.GET)
+    entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
+    if (before := request.GET.get("before", "")).isdigit():
+        entries = entries.filter(pk__lt=int(before))
+    rows = list(entries[: AUDIT_PAGE_SIZE + 1])
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {
+        "filters": filters,
+        "entries": rows[:AUDIT_PAGE_SIZE],
+        "older_than": rows[AUDIT_PAGE_SIZE - 1].pk if len(rows) > AUDIT_PAGE_SIZE else None,
+        "is_first_page": not before,
+        "query": query.urlencode(),
+    }
+    return render(request, "phone_numbers/audit_list.html", context)
+
+
+def _csv_cell(value: object) -> object:
+    # A cell starting with = + - @ is a formula to a spreadsheet; failed logins carry text
+    # that anyone can type, so such cells are quoted.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+@require_GET
+@permission_required("phone_numbers.view_auditentry", raise_exception=True)
+def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The audit page's current filter as CSV, streamed."""
+    filters = AuditFilterForm(request.GET)
+    entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
+    audit.record(request, AuditAction.AUDIT_EXPORTED, changes={"filters": request.GET.dict()})
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(AUDIT_EXPORT_HEADER)
+        for entry in entries.iterator(chunk_size=2000):
+            yield writer.writerow(
+                _csv_cell(value)
+                for value in [
+                    entry.created_at.isoformat(),
+                    entry.username,
+                    entry.ip_address or "",
+                    entry.get_action_display(),
+                    entry.project.name if entry.project else "",
+                    entry.job_id or "",
+                    entry.target,
+                    json.dumps(entry.changes, sort_keys=True) if entry.changes else "",
+                ]
+            )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv")
+    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
+    return response
+
+
+def login_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out login: the login page, saying for how long."""
+    context = {
+        "form": AuthenticationForm(request),
+        "locked_out_minutes": settings.PORTAL_LOGIN_COOLOFF_MINUTES,
+        "next": request.POST.get("next", ""),
+    }
+    return render(request, "registration/login.html", context, status=429)

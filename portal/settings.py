@@ -125,6 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
     "phone_numbers",
 ]
 
@@ -141,6 +142,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -199,9 +202,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First: it refuses a locked-out username or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "phone_numbers:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after this many failed logins for one username, or from one
+# address, that username or address is locked out for the cool-off time. Every failure and
+# lockout goes to the audit trail.
+AXES_FAILURE_LIMIT = env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5)
+PORTAL_LOGIN_COOLOFF_MINUTES = env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The login page again, saying for how long logins are refused.
+AXES_LOCKOUT_CALLABLE = "phone_numbers.views.login_locked_out"
+# The address of the client, as the audit trail reads it (X-Forwarded-For only from a proxy
+# listed here: without it, every login behind a proxy would share the proxy's address).
+PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES", [])
+AXES_CLIENT_IP_CALLABLE = "phone_numbers.audit.client_ip"
 
 # Sessions end after this much idle time; every request renews them.
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_MINUTES", 8 * 60) * 60

@@ -1,0 +1,325 @@
+import csv
+import io
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import RequestFactory
+from django.urls import reverse
+from pytest_django.asserts import assertContains, assertNotContains
+
+from phone_numbers import audit, importing
+from phone_numbers.models import AuditAction, AuditEntry, ImportStatus, NumberImport
+from phone_numbers.number_input import read_pasted
+from phone_numbers.tasks import check_project_connection, import_phone_number
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+CANARY = "PTaudit-canary-token-7777"
+
+
+@pytest.fixture(autouse=True)
+def no_tasks_sent(monkeypatch) -> None:
+    monkeypatch.setattr(import_phone_number, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(check_project_connection, "delay", lambda *args, **kwargs: None)
+
+
+def actions() -> list[str]:
+    # Without the logins that force_login records.
+    entries = AuditEntry.objects.exclude(action=AuditAction.LOGIN).order_by("pk")
+    return list(entries.values_list("action", flat=True))
+
+
+def import_data(project, numbers="+1 415 555 0100\n+1 415 555 0101") -> dict:
+    return {
+        "project": project.pk,
+        "numbers": numbers,
+        "number_type": "longcode",
+        "capabilities": ["sms", "voice"],
+        "ticket": "HD-7",
+    }
+
+
+def test_an_admin_reads_the_whole_story_of_a_job_on_the_audit_page(
+    client, support_user, admin_user, make_project
+):
+    project = make_project(name="Acme Corp")
+    client.force_login(support_user)
+    url = reverse("phone_numbers:import_new")
+    digest = client.post(url, import_data(project), headers=HTMX).context["digest"]
+    client.post(url, import_data(project) | {"confirm": digest}, headers=HTMX)
+    job = project.jobs.get()
+    NumberImport.objects.filter(job=job).update(
+        status=ImportStatus.FAILED, failure_category="upstream"
+    )
+    client.post(reverse("phone_numbers:job_retry_failed", args=[job.pk]))
+
+    client.force_login(admin_user)
+    response = client.get(reverse("phone_numbers:audit_list"), {"job": job.pk})
+
+    story = list(AuditEntry.objects.filter(job=job).order_by("pk"))
+    assert [(entry.action, entry.username) for entry in story] == [
+        (AuditAction.JOB_CONFIRMED, "sam"),
+        (AuditAction.JOB_RETRIED, "sam"),
+    ]
+    assert story[1].changes == {"failed_before_retry": {"upstream": 2}}
+    previewed = AuditEntry.objects.get(action=AuditAction.JOB_PREVIEWED)
+    assert (previewed.username, previewed.project, previewed.ip_address) == (
+        "sam",
+        project,
+        "127.0.0.1",
+    )
+    assert previewed.changes["importable"] == 2
+    assertContains(response, "Import confirmed")
+    assertContains(response, "Failed numbers retried")
+    assertContains(response, "upstream: 2")
+    assertContains(response, f"Job {job.pk}")
+    # The preview has no job yet: it shows under the project, with the same input digest.
+    by_project = client.get(reverse("phone_numbers:audit_list"), {"project": project.pk})
+    assertContains(by_project, "Import previewed")
+    assertContains(by_project, previewed.changes["input_digest"])
+
+
+def test_project_changes_are_recorded_with_old_and_new_values_but_never_the_token(
+    client, admin_user
+):
+    client.force_login(admin_user)
+    data = {
+        "name": "Acme Corp",
+        "space_host": "acme.signalwire.com",
+        "project_id": "8f0c2a3e-1b2c-4d5e-8f90-123456789abc",
+        "default_country": "US",
+        "notes": "",
+        "token": CANARY,
+    }
+    client.post(reverse("phone_numbers:project_create"), data)
+    project = AuditEntry.objects.get(action=AuditAction.PROJECT_CREATED).project
+    edit = reverse("phone_numbers:project_edit", args=[project.pk])
+    client.post(edit, data | {"name": "Acme Inc", "token": ""})
+    client.post(edit, data | {"name": "Acme Inc", "token": CANARY + "-new"})
+    client.post(reverse("phone_numbers:project_check_connection", args=[project.pk]))
+    active = reverse("phone_numbers:project_set_active", args=[project.pk])
+    client.post(active, {"is_active": "false"})
+    client.post(active, {"is_active": "true"})
+
+    assert actions() == [
+        AuditAction.PROJECT_CREATED,
+        AuditAction.CREDENTIAL_ADDED,
+        AuditAction.PROJECT_CHANGED,
+        AuditAction.CREDENTIAL_REPLACED,
+        AuditAction.CONNECTION_CHECKED,
+        AuditAction.PROJECT_DEACTIVATED,
+        AuditAction.PROJECT_REACTIVATED,
+    ]
+    changed = AuditEntry.objects.get(action=AuditAction.PROJECT_CHANGED)
+    assert changed.changes == {"name": {"old": "Acme Corp", "new": "Acme Inc"}}
+    replaced = AuditEntry.objects.get(action=AuditAction.CREDENTIAL_REPLACED)
+    assert replaced.changes == {"token": "token replaced"}
+    for entry in AuditEntry.objects.exclude(action=AuditAction.LOGIN):
+        assert entry.project == project
+        assert CANARY not in str(entry.changes) + entry.target
+        assert CANARY[-4:] not in str(entry.changes) + entry.target
+
+
+def test_pause_resume_cancel_number_retry_and_export_are_recorded(client, admin_user, make_project):
+    project = make_project()
+    client.force_login(admin_user)
+    job = importing.start_job(
+        project=project,
+        lines=read_pasted("+1 415 555 0100\n+1 415 555 0101"),
+        number_type="longcode",
+        capabilities=["sms"],
+        created_by=admin_user,
+        source="paste",
+        ticket="",
+    )
+    first, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(
+        status="failed", failure_category="invalid_input", error_message="Bad type"
+    )
+
+    client.post(reverse("phone_numbers:job_pause", args=[job.pk]))
+    client.post(reverse("phone_numbers:job_resume", args=[job.pk]))
+    client.post(
+        reverse("phone_numbers:number_retry", args=[first.pk]),
+        {"number_type": "tollfree", "capabilities": ["sms"]},
+    )
+    client.post(reverse("phone_numbers:job_cancel", args=[job.pk]))
+    client.get(reverse("phone_numbers:job_export", args=[job.pk]))
+
+    assert actions() == [
+        AuditAction.JOB_PAUSED,
+        AuditAction.JOB_RESUMED,
+        AuditAction.NUMBER_RETRIED,
+        AuditAction.JOB_CANCELLED,
+        AuditAction.JOB_EXPORTED,
+    ]
+    retried = AuditEntry.objects.get(action=AuditAction.NUMBER_RETRIED)
+    assert retried.changes == {
+        "number_type": {"old": "longcode", "new": "tollfree"},
+        "last_error": "Bad type",
+    }
+    assert retried.target == f"+14155550100 (job {job.pk})"
+    entries = AuditEntry.objects.exclude(action=AuditAction.LOGIN)
+    assert set(entries.values_list("job", flat=True)) == {job.pk}
+
+
+def test_logins_failed_logins_and_logouts_are_recorded(client, support_user):
+    client.post(reverse("login"), {"username": "sam", "password": "wrong"})
+    client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
+    client.post(reverse("logout"))
+
+    entries = list(AuditEntry.objects.order_by("pk"))
+    assert [(entry.action, entry.username, entry.ip_address) for entry in entries] == [
+        (AuditAction.LOGIN_FAILED, "sam", "127.0.0.1"),
+        (AuditAction.LOGIN, "sam", "127.0.0.1"),
+        (AuditAction.LOGOUT, "sam", "127.0.0.1"),
+    ]
+    assert entries[0].user is None
+    assert entries[1].user == support_user
+    assert "wrong" not in str(entries[0].changes)
+
+
+def test_entries_cannot_be_changed_or_deleted(admin_user):
+    entry = audit.record(None, AuditAction.LOGIN, username="ada")
+
+    entry.username = "someone-else"
+    with pytest.raises(PermissionError):
+        entry.save()
+    with pytest.raises(PermissionError):
+        entry.delete()
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.filter(pk=entry.pk).update(username="x")
+    with pytest.raises(PermissionError):
+        AuditEntry.objects.all().delete()
+    assert AuditEntry.objects.get().username == "ada"
+
+
+def test_a_deleted_user_leaves_the_entries_and_their_username(admin_user):
+    audit.record(None, AuditAction.LOGIN, username="ada")
+
+    User.objects.filter(pk=admin_user.pk).delete()
+
+    assert AuditEntry.objects.get().username == "ada"
+
+
+def test_the_django_admin_shows_entries_read_only(client, admin_user):
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    entry = audit.record(None, AuditAction.LOGIN, username="ada")
+
+    changelist = client.get(reverse("admin:phone_numbers_auditentry_changelist"))
+    change = client.get(reverse("admin:phone_numbers_auditentry_change", args=[entry.pk]))
+    delete = client.post(
+        reverse("admin:phone_numbers_auditentry_delete", args=[entry.pk]), {"post": "yes"}
+    )
+    add = client.get(reverse("admin:phone_numbers_auditentry_add"))
+
+    assert changelist.status_code == 200
+    assertNotContains(change, 'name="_save"')
+    assert delete.status_code == 403
+    assert add.status_code == 403
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_audit_page_filters_by_person_action_and_date(client, admin_user):
+    client.force_login(admin_user)
+    audit.record(None, AuditAction.LOGIN_FAILED, username="mallory")
+    audit.record(None, AuditAction.LOGIN, username="sam")
+    url = reverse("phone_numbers:audit_list")
+
+    by_person = client.get(url, {"person": "MALLORY"})
+    by_action = client.get(url, {"action": AuditAction.LOGIN})
+    too_late = client.get(url, {"since": "2999-01-01"})
+    bad_date = client.get(url, {"since": "yesterday", "person": "sam"})
+
+    assert [entry.username for entry in by_person.context["entries"]] == ["mallory"]
+    assert [entry.username for entry in by_action.context["entries"]] == ["sam", "ada"]
+    assert too_late.context["entries"] == []
+    assert [entry.username for entry in bad_date.context["entries"]] == ["sam"]
+    assertContains(bad_date, "Enter a date like 2026-01-31.")
+    assertContains(by_person, f"{reverse('phone_numbers:audit_export')}?person=MALLORY")
+
+
+def test_the_audit_page_pages_newest_first_without_counting(
+    client, admin_user, django_assert_max_num_queries
+):
+    from phone_numbers.views import AUDIT_PAGE_SIZE
+
+    client.force_login(admin_user)
+    for number in range(AUDIT_PAGE_SIZE + 5):
+        audit.record(None, AuditAction.LOGIN_FAILED, username=f"user{number}")
+    url = reverse("phone_numbers:audit_list")
+
+    first = client.get(url, {"action": AuditAction.LOGIN_FAILED})
+    older = client.get(
+        url, {"action": AuditAction.LOGIN_FAILED, "before": first.context["older_than"]}
+    )
+
+    assert first.context["entries"][0].username == f"user{AUDIT_PAGE_SIZE + 4}"
+    assert len(first.context["entries"]) == AUDIT_PAGE_SIZE
+    assert [entry.username for entry in older.context["entries"]] == [
+        f"user{number}" for number in range(4, -1, -1)
+    ]
+    assert older.context["older_than"] is None
+    assertContains(first, f"action=login_failed&amp;before={first.context['older_than']}")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(url)
+    assert not any("COUNT(" in query["sql"].upper() for query in queries.captured_queries)
+
+
+def test_the_audit_export_streams_the_filter_as_csv_and_defuses_formulas(client, admin_user):
+    client.force_login(admin_user)
+    audit.record(None, AuditAction.LOGIN_FAILED, username="=HYPERLINK(evil)")
+    audit.record(None, AuditAction.LOGIN, username="sam")
+
+    response = client.get(
+        reverse("phone_numbers:audit_export"), {"action": AuditAction.LOGIN_FAILED}
+    )
+
+    assert response.streaming
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:4] == ["time", "person", "ip_address", "action"]
+    assert [row[1] for row in rows[1:]] == ["'=HYPERLINK(evil)"]
+    exported = AuditEntry.objects.get(action=AuditAction.AUDIT_EXPORTED)
+    assert exported.changes == {"filters": {"action": "login_failed"}}
+
+
+def test_support_cannot_read_the_audit_and_sees_no_link(client, support_user, admin_user):
+    client.force_login(support_user)
+    home = client.get(reverse("phone_numbers:job_list"))
+    assert client.get(reverse("phone_numbers:audit_list")).status_code == 403
+    assert client.get(reverse("phone_numbers:audit_export")).status_code == 403
+    assertNotContains(home, reverse("phone_numbers:audit_list"))
+
+    client.force_login(admin_user)
+    assertContains(
+        client.get(reverse("phone_numbers:job_list")), reverse("phone_numbers:audit_list")
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "expected"),
+    [
+        ("203.0.113.9", "", [], "203.0.113.9"),
+        # Without a trusted proxy, a client's own X-Forwarded-For is ignored.
+        ("203.0.113.9", "10.9.9.9", [], "203.0.113.9"),
+        ("127.0.0.1", "198.51.100.7", ["127.0.0.1"], "198.51.100.7"),
+        # The leftmost hop is whatever the client sent; the proxy appended the real one.
+        ("127.0.0.1", "10.9.9.9, 198.51.100.7", ["127.0.0.1"], "198.51.100.7"),
+        ("127.0.0.1", "198.51.100.7, 10.0.0.2", ["127.0.0.1", "10.0.0.2"], "198.51.100.7"),
+        ("127.0.0.1", "not-an-ip", ["127.0.0.1"], "127.0.0.1"),
+        ("", "", [], None),
+    ],
+)
+def test_client_ip_trusts_x_forwarded_for_only_from_a_listed_proxy(
+    settings, remote, forwarded, trusted, expected
+):
+    settings.PORTAL_TRUSTED_PROXIES = trusted
+    request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
+
+    assert audit.client_ip(request) == expected
