@@ -109,6 +109,28 @@ def make_project(db):
     return make
 
 
+@pytest.fixture
+def project_job_and_number(make_project, admin_user, monkeypatch) -> dict:
+    """One of each: a project, a job of one number in it, and that number; no task is sent."""
+    from phone_numbers import importing
+    from phone_numbers.number_input import read_pasted
+    from phone_numbers.tasks import check_project_connection, import_phone_number
+
+    monkeypatch.setattr(import_phone_number, "apply_async", lambda *args, **kwargs: None)
+    monkeypatch.setattr(check_project_connection, "delay", lambda *args, **kwargs: None)
+    project = make_project()
+    job = importing.start_job(
+        project=project,
+        lines=read_pasted("+1 415 555 0100"),
+        number_type="longcode",
+        capabilities=["sms"],
+        created_by=admin_user,
+        source="single",
+        ticket="",
+    )
+    return {"project": project, "job": job, "number": job.numbers.get()}
+
+
 # ---------------------------------------------------------------------------------------------
 # SignalWire simulator fixtures (issue 3). An in-process simulator on a free 127.0.0.1 port.
 # Imports stay inside the fixtures so this section does not disturb the module above.

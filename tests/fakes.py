@@ -5,45 +5,53 @@ from collections.abc import Iterable
 
 from phone_numbers.signalwire import IncomingPhoneNumber, SignalWireError
 
+PROJECT = "b3877c40-da60-4998-90ad-b792e98472ac"
+
+
+def number_body(number="+14155550100", **overrides) -> dict:
+    """A 201 body of the import endpoint, as NOTES.md §3 describes it."""
+    body = {
+        "sid": "16db4a36-8a97-4e10-98c5-58daafac95f9",
+        "account_id": PROJECT,
+        "account_sid": PROJECT,
+        "friendly_name": "(415) 555-0100",
+        "phone_number": number,
+        "voice_url": None,
+        "voice_method": "POST",
+        "voice_fallback_url": None,
+        "voice_fallback_method": "POST",
+        "status_callback": None,
+        "status_callback_method": "POST",
+        "voice_application_sid": None,
+        "voice_caller_id_lookup": None,
+        "sms_url": None,
+        "sms_method": "POST",
+        "sms_fallback_url": None,
+        "sms_fallback_method": "POST",
+        "sms_application_sid": None,
+        "date_created": "Thu, 28 Sep 2023 17:58:29 +0000",
+        "date_updated": "Thu, 28 Sep 2023 17:58:30 +0000",
+        "capabilities": {"voice": True, "sms": True, "mms": True, "fax": True},
+        "beta": False,
+        "api_version": "2010-04-01",
+        "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers/16db4a36",
+        "address_requirements": "none",
+        "address_sid": None,
+        "identity_sid": None,
+        "trunk_sid": None,
+        "origin": "signalwire",
+        "emergency_address_sid": None,
+        "emergency_status": "Inactive",
+        "country_code": "US",
+    }
+    body.update(overrides)
+    return body
+
 
 def incoming_number(number: str, sid: str | None = None) -> IncomingPhoneNumber:
     sid = sid or str(uuid.uuid4())
-    account = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0001"
     return IncomingPhoneNumber.from_json(
-        {
-            "sid": sid,
-            "account_id": account,
-            "account_sid": account,
-            "friendly_name": f"friendly {number}",
-            "phone_number": number,
-            "voice_url": None,
-            "voice_method": "POST",
-            "voice_fallback_url": None,
-            "voice_fallback_method": "POST",
-            "status_callback": None,
-            "status_callback_method": "POST",
-            "voice_application_sid": None,
-            "voice_caller_id_lookup": None,
-            "sms_url": None,
-            "sms_method": "POST",
-            "sms_fallback_url": None,
-            "sms_fallback_method": "POST",
-            "sms_application_sid": None,
-            "date_created": "Thu, 28 Sep 2023 17:58:29 +0000",
-            "date_updated": "Thu, 28 Sep 2023 17:58:29 +0000",
-            "capabilities": {"voice": True, "sms": True, "mms": True, "fax": True},
-            "beta": False,
-            "api_version": "2010-04-01",
-            "uri": f"/api/laml/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}",
-            "address_requirements": "none",
-            "address_sid": None,
-            "identity_sid": None,
-            "trunk_sid": None,
-            "origin": "signalwire",
-            "emergency_address_sid": None,
-            "emergency_status": "Inactive",
-            "country_code": "US",
-        }
+        number_body(number, sid=sid, friendly_name=f"friendly {number}")
     )
 
 

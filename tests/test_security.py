@@ -8,10 +8,8 @@ from django.contrib.sessions.models import Session
 from django.urls import reverse
 from django.utils import timezone
 
-from phone_numbers import audit, importing
+from phone_numbers import audit
 from phone_numbers.models import AuditAction
-from phone_numbers.number_input import read_pasted
-from phone_numbers.tasks import check_project_connection, import_phone_number
 from tests.conftest import run_manage
 from tests.test_settings import PRODUCTION_ENV
 from tests.test_url_roles import ACCESS, ADMINS_ONLY, ANY_ROLE, url_for
@@ -120,21 +118,10 @@ def inline_code(html: str) -> list[str]:
 
 
 @pytest.fixture
-def objects(make_project, admin_user, monkeypatch) -> dict:
-    monkeypatch.setattr(import_phone_number, "apply_async", lambda *args, **kwargs: None)
-    monkeypatch.setattr(check_project_connection, "delay", lambda *args, **kwargs: None)
-    project = make_project()
-    job = importing.start_job(
-        project=project,
-        lines=read_pasted("+1 415 555 0100"),
-        number_type="longcode",
-        capabilities=["sms"],
-        created_by=admin_user,
-        source="single",
-        ticket="",
-    )
+def objects(project_job_and_number) -> dict:
+    job = project_job_and_number["job"]
     audit.record(None, AuditAction.JOB_PAUSED, job=job, changes={"reason": {"old": None}})
-    return {"project": project, "job": job, "number": job.numbers.get()}
+    return project_job_and_number
 
 
 @pytest.mark.django_db

@@ -24,8 +24,8 @@ from phone_numbers.signalwire import (
     SignalWireUnavailable,
     parse_retry_after,
 )
+from tests.fakes import PROJECT, number_body
 
-PROJECT = "b3877c40-da60-4998-90ad-b792e98472ac"
 TOKEN = "PTsecret0token0value0do0not0leak"
 SPACE = "acme.signalwire.com"
 BASE = f"https://{SPACE}/api/laml/2010-04-01/Accounts/{PROJECT}"
@@ -33,45 +33,6 @@ IMPORT_URL = f"{BASE}/ImportedPhoneNumbers"
 LIST_URL = f"{BASE}/IncomingPhoneNumbers"
 BASIC = "Basic " + base64.b64encode(f"{PROJECT}:{TOKEN}".encode()).decode()
 SECRETS = (TOKEN, base64.b64encode(f"{PROJECT}:{TOKEN}".encode()).decode())
-
-
-def number_body(number="+14155550100", **overrides):
-    body = {
-        "sid": "16db4a36-8a97-4e10-98c5-58daafac95f9",
-        "account_id": PROJECT,
-        "account_sid": PROJECT,
-        "friendly_name": "(415) 555-0100",
-        "phone_number": number,
-        "voice_url": None,
-        "voice_method": "POST",
-        "voice_fallback_url": None,
-        "voice_fallback_method": "POST",
-        "status_callback": None,
-        "status_callback_method": "POST",
-        "voice_application_sid": None,
-        "voice_caller_id_lookup": None,
-        "sms_url": None,
-        "sms_method": "POST",
-        "sms_fallback_url": None,
-        "sms_fallback_method": "POST",
-        "sms_application_sid": None,
-        "date_created": "Thu, 28 Sep 2023 17:58:29 +0000",
-        "date_updated": "Thu, 28 Sep 2023 17:58:30 +0000",
-        "capabilities": {"voice": True, "sms": True, "mms": True, "fax": True},
-        "beta": False,
-        "api_version": "2010-04-01",
-        "uri": f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers/16db4a36",
-        "address_requirements": "none",
-        "address_sid": None,
-        "identity_sid": None,
-        "trunk_sid": None,
-        "origin": "signalwire",
-        "emergency_address_sid": None,
-        "emergency_status": "Inactive",
-        "country_code": "US",
-    }
-    body.update(overrides)
-    return body
 
 
 def page(numbers, next_page_uri=None):

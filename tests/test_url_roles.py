@@ -7,10 +7,6 @@ ACCESS classifies every named pattern of the portal. A new pattern that it does 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from phone_numbers import importing
-from phone_numbers.number_input import read_pasted
-from phone_numbers.tasks import check_project_connection, import_phone_number
-
 pytestmark = pytest.mark.django_db
 
 PUBLIC = "public"  # no login: the login page and the load balancer's probe
@@ -94,20 +90,8 @@ def admin_urls() -> list[str]:
 
 
 @pytest.fixture
-def objects(make_project, admin_user, monkeypatch) -> dict:
-    monkeypatch.setattr(import_phone_number, "apply_async", lambda *args, **kwargs: None)
-    monkeypatch.setattr(check_project_connection, "delay", lambda *args, **kwargs: None)
-    project = make_project()
-    job = importing.start_job(
-        project=project,
-        lines=read_pasted("+1 415 555 0100"),
-        number_type="longcode",
-        capabilities=["sms"],
-        created_by=admin_user,
-        source="single",
-        ticket="",
-    )
-    return {"project": project, "job": job, "number": job.numbers.get()}
+def objects(project_job_and_number) -> dict:
+    return project_job_and_number
 
 
 def url_for(name: str, objects: dict) -> str:
