@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -388,7 +389,15 @@ def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
         changes={"failed_before_retry": audit.failure_counts(job)},
     )
     restarted = importing.retry_failed(job)
-    messages.success(request, f"{restarted} failed number(s) are being retried.")
+    messages.success(
+        request,
+        ngettext(
+            "%(count)d failed number is being retried.",
+            "%(count)d failed numbers are being retried.",
+            restarted,
+        )
+        % {"count": restarted},
+    )
     return redirect(job)
 
 
@@ -403,7 +412,15 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         job=job,
         changes={"cancelled": cancelled},
     )
-    messages.success(request, f"{cancelled} number(s) not yet sent were cancelled.")
+    messages.success(
+        request,
+        ngettext(
+            "%(count)d number not yet sent was cancelled.",
+            "%(count)d numbers not yet sent were cancelled.",
+            cancelled,
+        )
+        % {"count": cancelled},
+    )
     return redirect(job)
 
 

@@ -247,7 +247,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         live.get_by_role("button", name="Retry failed").click()
     assert JOB_PAGE.search(page.url).group(1) == pk
     expect(page.get_by_role("status")).to_contain_text(
-        f"{failed} failed number(s) are being retried."
+        f"{failed} failed number{'s are' if failed > 1 else ' is'} being retried."
     )
     page.evaluate("window.stillTheSamePage = true")
     # The failed numbers are back in the queue: the bar drops to what is done, and fills again.
