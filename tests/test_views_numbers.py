@@ -281,3 +281,21 @@ def test_where_is_this_number_explains_what_is_not_a_number(client, support_user
 
     assertContains(response, "is not a phone number")
     assertNotContains(response, "<b>hello</b>")
+
+
+@pytest.mark.parametrize("sparse", [1000, 2])
+def test_newest_page_gives_the_same_rows_whichever_plan_it_picks(add_number, monkeypatch, sparse):
+    # A small limit sends the search down the "many matches" path on test-sized data.
+    monkeypatch.setattr("phone_numbers.models.SPARSE_MATCHES", sparse)
+    for index in range(12):
+        add_number(f"+1415555{index:04d}")
+    for index in range(20):
+        add_number(f"+1212555{index:04d}")  # newer rows that do not match "415"
+    matches = NumberImport.objects.search("415")
+    expected = list(matches.order_by("-pk").values_list("number", flat=True))
+
+    first = [row.number for row in matches.newest_page(0, 5)]
+    third = [row.number for row in matches.newest_page(10, 5)]
+
+    assert first == expected[:5]
+    assert third == expected[10:12]
