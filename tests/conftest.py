@@ -1,4 +1,6 @@
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -214,7 +216,6 @@ def page(request, transactional_db):
     committed, whichever connection writes it. When the test fails, a screenshot of the page
     goes to artifacts/screenshots/FAILED-<test>.png.
     """
-    import contextlib
     import re
 
     from django.db import connections
@@ -392,6 +393,8 @@ def start_celery_worker(
                 env=worker_env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
+                # Its own process group: stopping it also stops an embedded beat.
+                start_new_session=True,
             )
         worker = CeleryWorker(process=process, log_path=log_path)
         workers.append(worker)
@@ -405,12 +408,14 @@ def start_celery_worker(
 
     yield start
     for worker in workers:
-        worker.process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.process.pid, signal.SIGTERM)
     for worker in workers:
         try:
             worker.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            worker.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.process.pid, signal.SIGKILL)
             worker.process.wait()
 
 

@@ -113,7 +113,8 @@ def test_a_worker_killed_mid_job_and_restarted_still_completes_the_job(
     job = start_job(project, admin_user, 120)
     wait_for(job, 60, lambda counts: counts["imported"] >= 30)
 
-    os.kill(worker.process.pid, signal.SIGKILL)
+    # The whole worker goes, its embedded beat too, as when its machine dies.
+    os.killpg(worker.process.pid, signal.SIGKILL)
     worker.process.wait()
     at_kill = job.counts()
     start_celery_worker(env=env, concurrency=8, beat=True)

@@ -176,6 +176,9 @@ class Command(BaseCommand):
 
 
 def stop_all(processes: dict[str, subprocess.Popen]) -> None:
+    # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave a part running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     for process in processes.values():
         if process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
