@@ -52,6 +52,7 @@ def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env
         with sqlite3.connect(database) as connection:
             return connection.execute("SELECT COUNT(*) FROM django_session").fetchone()[0]
 
+    assert sessions_left() == 1
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "--app", "portal", "worker", "--pool", "threads"],
         cwd=REPO_DIR,
@@ -68,7 +69,6 @@ def test_a_task_sent_by_the_web_process_runs_in_a_separate_worker(local_mode_env
             "clear_expired_sessions.delay()",
         )
         assert send.returncode == 0, send.stderr
-        assert sessions_left() == 1
 
         wait_for(lambda: sessions_left() == 0, seconds=30, what="the worker to run the task")
     finally:
