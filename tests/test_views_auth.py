@@ -119,3 +119,16 @@ def test_password_change_works_for_a_support_user(client, support_user):
     assertRedirects(response, reverse("password_change_done"))
     support_user.refresh_from_db()
     assert support_user.check_password("a-new-long-passphrase-42")
+
+
+def test_forbidden_and_not_found_pages_keep_the_portal_around_them(client, support_user):
+    client.force_login(support_user)
+
+    forbidden = client.get(reverse("phone_numbers:project_create"))
+    missing = client.get("/no/such/page/")
+
+    assert forbidden.status_code == 403
+    assertContains(forbidden, "ask an admin", status_code=403)
+    assertContains(forbidden, 'aria-label="Main"', status_code=403)
+    assert missing.status_code == 404
+    assertContains(missing, "nothing at this address", status_code=404)
