@@ -243,8 +243,6 @@ def queue_pending(job: ImportJob) -> int:
     """Send tasks for the job's next pending numbers, up to its concurrency; return how many."""
     now = timezone.now()
     with transaction.atomic():
-        if not ImportJob.objects.filter(pk=job.pk, paused_at__isnull=True).exists():
-            return 0
         in_flight = job.numbers.filter(
             status__in=UNFINISHED_STATUSES, queued_at__isnull=False
         ).count()
@@ -252,10 +250,12 @@ def queue_pending(job: ImportJob) -> int:
         if free <= 0:
             return 0
         pks = list(
-            job.numbers.filter(status=ImportStatus.PENDING, queued_at__isnull=True)
+            job.numbers.filter(
+                status=ImportStatus.PENDING, queued_at__isnull=True, job__paused_at__isnull=True
+            )
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .order_by("pk")
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)[:free]
         )
         NumberImport.objects.filter(pk__in=pks).update(queued_at=now)

@@ -418,12 +418,17 @@ class NumberImport(models.Model):
         """pending → submitting, when due and the job is not paused; False if not this time.
 
         A conditional UPDATE: of two tasks for one row (a redelivered message, a duplicate),
-        exactly one wins.
+        exactly one wins. It also requires the row to be exactly as this object read it (every
+        change of state stamps updated_at), so the new values are set here without reading the
+        row again; a row changed meanwhile has a task of its own to come.
         """
         now = timezone.now()
         claimed = (
             NumberImport.objects.filter(
-                pk=self.pk, status=ImportStatus.PENDING, job__paused_at__isnull=True
+                pk=self.pk,
+                status=ImportStatus.PENDING,
+                updated_at=self.updated_at,
+                job__paused_at__isnull=True,
             )
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .update(
@@ -435,26 +440,31 @@ class NumberImport(models.Model):
             )
         )
         if claimed:
-            self.refresh_from_db()
+            self.status = ImportStatus.SUBMITTING
+            self.claimed_at = self.updated_at = now
+            self.attempts += 1
+            self.attempts_this_round += 1
         return bool(claimed)
 
     def _leave_submitting(self, outcome: str, **fields) -> bool:
         """Record the attempt and move on from submitting; False if the row was taken back."""
-        now = timezone.now()
+        fields["updated_at"] = timezone.now()
         with transaction.atomic():
             moved = NumberImport.objects.filter(pk=self.pk, status=ImportStatus.SUBMITTING).update(
-                **fields, updated_at=now
+                **fields
             )
             if moved:
                 self.attempt_log.create(
-                    started_at=self.claimed_at or now,
+                    started_at=self.claimed_at or fields["updated_at"],
                     outcome=outcome,
                     http_status=fields.get("http_status"),
                     error_code=fields.get("error_code", ""),
                     message=fields.get("error_message", ""),
                 )
         if moved:
-            self.refresh_from_db()
+            # Plain values, as written: no need to read the row back.
+            for name, value in fields.items():
+                setattr(self, name, value)
         return bool(moved)
 
     def mark_imported(self, sid: str, friendly_name: str, response: dict, outcome: str) -> bool:

@@ -173,6 +173,31 @@ def test_of_two_tasks_claiming_one_row_only_one_wins(start, sent):
     assert [reload(row).claim(), reload(row).claim()] == [True, False]
 
 
+def test_a_copy_read_before_the_row_changed_does_not_claim_it(start, sent):
+    row = only_row(start(["+14155550100"]))
+    stale = reload(row)
+    first = reload(row)
+    assert first.claim()
+    # The post timed out: back to pending, due at once, to be looked up before posting again.
+    first.schedule_retry(0, FailureCategory.NETWORK, "timed out", "", None, needs_lookup=True)
+
+    assert not stale.claim()
+    fresh = reload(row)
+    assert fresh.claim()
+    assert (fresh.needs_lookup, fresh.attempts, fresh.attempts_this_round) == (True, 2, 2)
+
+
+def test_after_an_attempt_the_row_in_hand_is_what_the_database_holds(start, sent):
+    row = only_row(start(["+14155550100"]))
+    rejection = RequestRejected("Number type is invalid", status=422, code="10000")
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[rejection]))
+
+    fields = [field.attname for field in NumberImport._meta.concrete_fields]
+    in_hand = {name: getattr(row, name) for name in fields}
+    assert in_hand == {name: getattr(reload(row), name) for name in fields}
+
+
 def test_422_fails_as_rejected_input_without_retry(start, sent):
     row = only_row(start(["+14155550100"]))
     rejection = RequestRejected("Number type is invalid", status=422, code="10000")
