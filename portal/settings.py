@@ -315,6 +315,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("PORTAL_TASK_SOFT_TIME_LIMIT", 60)
 CELERY_TASK_TIME_LIMIT = env_int("PORTAL_TASK_TIME_LIMIT", 90)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes a worker thread's database connection before and after every
+# task unless told to reuse it, and a new PostgreSQL connection (a new server process) costs
+# more than all the queries of one import. Reused, it closes one only every this many tasks;
+# portal/celery.py checks and ages connections around each task as Django does per request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {

@@ -5,6 +5,7 @@ import signal
 import time
 
 import pytest
+from django.db import connection
 
 from phone_numbers import importing
 from phone_numbers.models import ImportJob
@@ -41,8 +42,10 @@ def project(make_project, sim_project):
     )
 
 
-def start_job(project, user, count: int) -> ImportJob:
-    numbers = "\n".join(f"+1415555{index:04d}" for index in range(count))
+def start_job(project, user, count: int, first_number: int = 0) -> ImportJob:
+    numbers = "\n".join(
+        f"+1415555{index:04d}" for index in range(first_number, count + first_number)
+    )
     return importing.start_job(
         project=project,
         created_by=user,
@@ -124,6 +127,44 @@ def test_a_worker_killed_mid_job_and_restarted_still_completes_the_job(
     assert counts["imported"] == 120
     created = created_numbers(simulator, sim_project)
     assert len(created) == 120 and set(created.values()) == {1}
+
+
+def test_each_worker_thread_keeps_one_database_connection_for_all_its_numbers(
+    start_celery_worker, worker_env, project, admin_user
+):
+    # Celery's default is a new connection (a new PostgreSQL server process) for every task.
+    start_celery_worker(env=worker_env, concurrency=2)
+    job = start_job(project, admin_user, 30)
+    wait_for(job, 60, finished)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_start > %s",
+            [job.created_at],
+        )
+        opened_during_the_job_and_kept = cursor.fetchone()[0]
+    assert opened_during_the_job_and_kept == 2
+
+
+def test_a_worker_whose_database_connections_were_cut_reconnects_for_the_next_numbers(
+    start_celery_worker, worker_env, project, admin_user
+):
+    start_celery_worker(env=worker_env, concurrency=2)
+    first = start_job(project, admin_user, 4)
+    wait_for(first, 30, finished)
+    # As a database restart or failover does to every idle connection.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] >= 1
+
+    second = start_job(project, admin_user, 4, first_number=100)
+    counts = wait_for(second, 30, finished)
+
+    assert counts["imported"] == 4
 
 
 def test_the_per_space_rate_limit_holds_across_workers(

@@ -155,6 +155,22 @@ def test_a_number_is_imported_and_signalwires_answer_kept(start, sent):
     assert [attempt.outcome for attempt in row.attempt_log.all()] == ["imported"]
 
 
+def test_a_task_costs_a_dozen_queries_including_queueing_the_next_number(
+    start, sent, monkeypatch, django_assert_max_num_queries
+):
+    # Every query is a database round trip on a worker's busiest path (issue 8's benchmark):
+    # load, claim, send slot, result and attempt (in a transaction), refill the job's window.
+    job = start(["+14155550100", "+14155550101"])
+    fake = FakeSignalWire()
+    monkeypatch.setattr(importing, "client_for", lambda project: fake)
+    first = job.numbers.order_by("pk").first()
+
+    with django_assert_max_num_queries(12):
+        import_phone_number(first.pk)
+
+    assert reload(first).status == ImportStatus.IMPORTED
+
+
 def test_importing_twice_is_one_row_and_one_api_call(start, sent):
     row = only_row(start(["+14155550100"]))
     fake = FakeSignalWire()
