@@ -7,7 +7,7 @@ with inputs drawn from the data, and prints p50/p95. Side by side, in the same r
 searches the naive way, as Django admin's default `search_fields` does them (icontains on
 every field, OR-ed across the joins, and a COUNT for the paginator).
 
-    .venv/bin/python bench/search_numbers.py [--count 1000000] [--runs 40]
+    .venv/bin/python bench/search_numbers.py [--count 1000000] [--runs 200]
 """
 
 import argparse
@@ -88,7 +88,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
