@@ -115,19 +115,19 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
             yield writer.writerow(
                 [
                     number.number,
-                    number.project.name,
+                    _csv_cell(number.project.name),
                     number.project.space_host,
                     number.status,
                     number.number_type,
                     " ".join(number.capabilities),
-                    number.friendly_name,
+                    _csv_cell(number.friendly_name),
                     number.sid,
-                    number.job.ticket,
+                    _csv_cell(number.job.ticket),
                     number.job.created_by.get_username() if number.job.created_by else "",
                     number.job_id,
                     number.created_at.isoformat(),
                     number.imported_at.isoformat() if number.imported_at else "",
-                    number.error_message if number.status != ImportStatus.IMPORTED else "",
+                    _csv_cell(_reason(number)),
                 ]
             )
 
@@ -468,6 +468,10 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(number_import.job)
 
 
+def _reason(number: NumberImport) -> str:
+    return number.error_message if number.status != ImportStatus.IMPORTED else ""
+
+
 class _Echo:
     """A file-like object whose write returns the line, for streaming CSV."""
 
@@ -500,9 +504,9 @@ def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
                     number.input_line or "",
                     number.number,
                     number.status,
-                    number.error_message if number.status != ImportStatus.IMPORTED else "",
+                    _csv_cell(_reason(number)),
                     number.sid,
-                    number.friendly_name,
+                    _csv_cell(number.friendly_name),
                     number.attempts,
                     number.imported_at.isoformat() if number.imported_at else "",
                 ]
@@ -548,8 +552,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
 
 
 def _csv_cell(value: object) -> object:
-    # A cell starting with = + - @ is a formula to a spreadsheet; failed logins carry text
-    # that anyone can type, so such cells are quoted.
+    # A cell starting with = + - @ is a formula to a spreadsheet; free text (a ticket, a
+    # project's or number's name, SignalWire's message, a failed login's username) may be
+    # typed to look like one, so such cells are quoted. E.164 numbers are left as they are.
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value

@@ -351,6 +351,18 @@ def test_export_is_a_csv_of_every_number_with_its_outcome(client, support_user, 
     assert rows[1]["reason"] == "Number has already been taken"
 
 
+def test_export_quotes_a_reason_a_spreadsheet_would_run_as_a_formula(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user)
+    job.numbers.update(status="failed", error_message="=HYPERLINK(1)", friendly_name="+ours")
+
+    response = client.get(reverse("phone_numbers:job_export", args=[job.pk]))
+
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert {(row["reason"], row["friendly_name"]) for row in rows} == {("'=HYPERLINK(1)", "'+ours")}
+    assert {row["number"][0] for row in rows} == {"+"}
+
+
 def test_jobs_list_makes_the_same_queries_for_one_job_or_many(client, support_user, make_project):
     client.force_login(support_user)
 

@@ -241,6 +241,29 @@ def test_export_streams_the_current_search_as_csv(client, support_user, add_numb
     assert rows[0]["reason"] == "Service Unavailable"
 
 
+def test_export_quotes_free_text_a_spreadsheet_would_run_as_a_formula(
+    client, support_user, add_number
+):
+    add_number(
+        "+14155550100",
+        project="=HYPERLINK(1) Corp",
+        ticket="=cmd|' /C calc'!A0",
+        friendly_name="@SUM(1)",
+        status="failed",
+        error_message="-2+3",
+    )
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_export"), {"status": ""})
+
+    (row,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert row["number"] == "+14155550100"  # a number is data, whatever its first character
+    assert row["project"] == "'=HYPERLINK(1) Corp"
+    assert row["ticket"] == "'=cmd|' /C calc'!A0"
+    assert row["friendly_name"] == "'@SUM(1)"
+    assert row["reason"] == "'-2+3"
+
+
 def test_number_page_shows_the_response_the_attempts_and_the_job(client, support_user, add_number):
     number = add_number(
         "+14155550100",
