@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
@@ -16,8 +16,10 @@ from phone_numbers.models import (
     ImportJob,
     ImportStatus,
     NumberImport,
+    NumberSearchRow,
     NumberType,
     Project,
+    searched_digits,
 )
 from phone_numbers.number_input import CSV_MAX_ROWS, InputError, read_csv, read_pasted
 
@@ -215,6 +217,24 @@ class RetryNumberForm(forms.Form):
         return [name for name in ALL_CAPABILITIES if name in chosen]
 
 
+# What the numbers list shows of each row; loading only that halves the time a page takes.
+LISTED = [
+    "number",
+    "number_type",
+    "capabilities",
+    "status",
+    "friendly_name",
+    "imported_at",
+    "created_at",
+    "project__name",
+    "job__ticket",
+    "job__created_by__username",
+]
+
+# The filters that NumberSearchRow holds besides the number.
+IN_SEARCH_ROWS = ["status", "project"]
+
+
 class NumberSearchForm(forms.Form):
     """The numbers list's search box and filters; every field is optional.
 
@@ -293,15 +313,30 @@ class NumberSearchForm(forms.Form):
 
     def page(self, start: int, size: int) -> list[NumberImport]:
         """Rows start to start + size of the search's results, newest first."""
-        numbers = self.filtered(NumberImport.objects.select_related("project", "job__created_by"))
-        if self.cleaned_data.get("q"):
-            return numbers.newest_page(start, size)
-        return list(numbers.order_by("-pk")[start : start + size])
+        numbers = self.filtered(
+            NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
+        )
+        data = self.given()
+        if "q" not in data:
+            return list(numbers.order_by("-pk")[start : start + size])
+        digits = searched_digits(data["q"])
+        if digits and connection.vendor == "postgresql" and set(data) <= {"q", *IN_SEARCH_ROWS}:
+            # The narrow copy holds everything this search asks about (see NumberSearchRow).
+            rows = NumberSearchRow.objects.filter(
+                **{name: data[name] for name in IN_SEARCH_ROWS if name in data}
+            )
+            page = rows.newest_ids(digits, start + size)[start:]
+            return list(numbers.filter(pk__in=page).order_by("-pk"))
+        return numbers.newest_page(start, size)
+
+    def given(self) -> dict:
+        """Every field that validated and is not empty."""
+        self.is_valid()
+        return {name: value for name, value in self.cleaned_data.items() if value}
 
     def filtered(self, numbers: "QuerySet[NumberImport]") -> "QuerySet[NumberImport]":
         """`numbers` narrowed by every field that validated."""
-        self.is_valid()
-        data = {name: value for name, value in self.cleaned_data.items() if value}
+        data = self.given()
         if "q" in data:
             numbers = numbers.search(data["q"])
         lookups = {
