@@ -1,0 +1,117 @@
+"""The digit search through NumberSearchRow, the narrow copy PostgreSQL's triggers keep."""
+
+import pytest
+from django.http import QueryDict
+
+from phone_numbers.forms import NumberSearchForm
+from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(make_project, support_user):
+    def make(project_name="Acme Corp"):
+        project = make_project(
+            name=project_name, space_host=f"{project_name.split()[0].lower()}.signalwire.com"
+        )
+        return ImportJob.objects.create(
+            project=project,
+            created_by=support_user,
+            source="paste",
+            number_type="longcode",
+            capabilities=["voice"],
+            input_digest="x",
+        )
+
+    return make
+
+
+def add(job, numbers, status="imported"):
+    return NumberImport.objects.bulk_create(
+        NumberImport(
+            job=job, project=job.project, number=number, number_type="longcode", status=status
+        )
+        for number in numbers
+    )
+
+
+def copied() -> set[tuple]:
+    return set(NumberSearchRow.objects.values_list("pk", "project", "number", "status"))
+
+
+def originals() -> set[tuple]:
+    return set(NumberImport.objects.values_list("pk", "project", "number", "status"))
+
+
+def test_the_copy_follows_every_insert_change_and_delete(job):
+    acme, globex = job(), job("Globex Corp")
+    add(acme, ["+14155550100", "+14155550101"])
+    single = NumberImport.objects.create(
+        job=globex, project=globex.project, number="+442079460000", number_type="longcode"
+    )
+    assert copied() == originals()
+    assert len(copied()) == 3
+
+    single.status = "failed"
+    single.number = "+442079460001"
+    single.save()
+    NumberImport.objects.filter(job=acme).update(status="cancelled")
+    NumberImport.objects.filter(pk=single.pk).update(queued_at=single.created_at)
+    assert copied() == originals()
+    assert {status for *_, status in copied()} == {"cancelled", "failed"}
+
+    acme.delete()
+    assert copied() == originals()
+    assert len(copied()) == 1
+
+
+def page(params: dict, start: int, size: int) -> list[str]:
+    query = QueryDict(mutable=True)
+    query.update(params)
+    return [row.number for row in NumberSearchForm(query).page(start, size)]
+
+
+@pytest.mark.parametrize("recent_rows", [1000, 3])
+@pytest.mark.parametrize("text", ["4", "41", "415", "0415", "4155", "555-000", "(415) 555-0003"])
+def test_a_digit_search_gives_the_same_rows_whichever_way_it_finds_them(
+    job, monkeypatch, recent_rows, text
+):
+    # With a window of 3 rows the newest rows never hold a page: the index must find it.
+    monkeypatch.setattr("phone_numbers.models.RECENT_ROWS", recent_rows)
+    acme, globex = job(), job("Globex Corp")
+    add(acme, [f"+1415555{index:04d}" for index in range(8)])
+    add(acme, ["+12125550415", "+41555550000"])  # "415" at the end and at the start
+    add(acme, ["+15500055500"])  # every run of four in "555000", but not in that order
+    add(globex, [f"+1415555{index:04d}" for index in range(8)], status="failed")
+    add(globex, [f"+3312345{index:04d}" for index in range(12)])  # newest, no "415"
+    digits = "".join(char for char in text if char.isdigit())
+
+    for params in [{"q": text}, {"q": text, "status": ""}, {"q": text, "project": acme.project.pk}]:
+        narrowed = {name: value for name, value in params.items() if name != "q"}
+        narrowed.setdefault("status", "imported")
+        narrowed = {name: value for name, value in narrowed.items() if value}
+        expected = list(
+            NumberImport.objects.filter(number__contains=digits, **narrowed)
+            .order_by("-pk")
+            .values_list("number", flat=True)
+        )
+        assert expected, params
+
+        assert page(params, 0, 3) == expected[:3], params
+        assert page(params, 3, 3) == expected[3:6], params
+        assert page(params, 0, 100) == expected, params
+
+
+def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(job):
+    acme = job()
+    add(acme, ["+14155550100", "+14155550101"])
+    tollfree = NumberImport.objects.create(
+        job=acme,
+        project=acme.project,
+        number="+18005550100",
+        number_type="tollfree",
+        status="imported",
+    )
+
+    assert page({"q": "555 0100", "number_type": "tollfree"}, 0, 10) == [tollfree.number]
