@@ -582,9 +582,11 @@ class NumberSearchRowQuerySet(models.QuerySet):
             pk__gte=Coalesce(Subquery(newest), 0, output_field=models.BigIntegerField())
         )
         ids = _newest_first(recent, count)
-        if len(ids) == count or len(digits) < 3:
+        if len(ids) == count:
+            return ids
+        if len(digits) < 3:
             # One or two digits are in nearly every number: walking newest first finds them.
-            return ids if len(ids) == count else _newest_first(matching, count)
+            return _newest_first(matching, count)
         runs = self.alias(runs=DigitRuns("number"))
         if len(digits) == 3:
             # Three digits are inside one of the twenty runs of four that begin or end with them.
@@ -599,6 +601,8 @@ class NumberSearchRowQuerySet(models.QuerySet):
             )
             if len(digits) > 4:
                 indexed = indexed.filter(number__contains=digits)
+        # PostgreSQL cannot tell how many numbers hold the runs; guessing few, it would walk
+        # the primary key down instead, through every newer row.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")
             cursor.execute("SET LOCAL enable_indexscan = off")
