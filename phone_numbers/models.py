@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -302,6 +304,15 @@ SPARSE_MATCHES = 20000
 RECENT_ROWS = 5000
 
 
+@contextmanager
+def planner_settings(**settings: str) -> Iterator[None]:
+    """PostgreSQL's planner settings changed for the queries inside, in one round trip."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
+        cursor.execute(f"SELECT {calls}", [part for item in settings.items() for part in item])
+        yield
+
+
 def searched_digits(text: str) -> str | None:
     """The digits of a search box text that is a number in any written form; None for words.
 
@@ -358,16 +369,12 @@ class NumberImportQuerySet(models.QuerySet):
         if connection.vendor != "postgresql":
             return list(self.order_by("-pk")[start : start + size])
         probe = self.order_by().values_list("pk", flat=True)[: SPARSE_MATCHES + 1]
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_indexscan = off")
+        with planner_settings(enable_seqscan="off", enable_indexscan="off"):
             ids = list(probe)
         if len(ids) <= SPARSE_MATCHES:
             page = sorted(ids, reverse=True)[start : start + size]
             return list(self.filter(pk__in=page).order_by("-pk"))
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("SET LOCAL enable_sort = off")
+        with planner_settings(enable_bitmapscan="off", enable_sort="off"):
             return list(self.order_by("-pk")[start : start + size])
 
 
@@ -603,20 +610,18 @@ class NumberSearchRowQuerySet(models.QuerySet):
                 indexed = indexed.filter(number__contains=digits)
         # PostgreSQL cannot tell how many numbers hold the runs; guessing few, it would walk
         # the primary key down instead, through every newer row.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_indexscan = off")
-            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        with planner_settings(
+            enable_seqscan="off", enable_indexscan="off", max_parallel_workers_per_gather="0"
+        ):
             return list(indexed.order_by("-pk").values_list("pk", flat=True)[:count])
 
 
 def _newest_first(rows: NumberSearchRowQuerySet, count: int) -> list[int]:
     """The first `count` ids of `rows` walking the primary key down, never sorting them all."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_bitmapscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        # Starting parallel workers costs more than the few thousand rows read.
-        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+    # Starting parallel workers costs more than the few thousand rows read.
+    with planner_settings(
+        enable_bitmapscan="off", enable_sort="off", max_parallel_workers_per_gather="0"
+    ):
         return list(rows.order_by("-pk").values_list("pk", flat=True)[:count])
 
 
