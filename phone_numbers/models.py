@@ -428,6 +428,19 @@ class NumberImport(models.Model):
         indexes = [
             models.Index(fields=["job", "status"], name="numberimport_job_status"),
             models.Index(fields=["status", "next_attempt_at"], name="numberimport_status_due"),
+            # queue_pending's two questions, how many of the job's numbers are in flight and
+            # which are next, read only the rows they ask about: otherwise the first walks all
+            # the job's unfinished rows and the second the primary key of the whole table.
+            models.Index(
+                fields=["job"],
+                condition=Q(status__in=UNFINISHED_STATUSES, queued_at__isnull=False),
+                name="numberimport_in_flight",
+            ),
+            models.Index(
+                fields=["job", "id"],
+                condition=Q(status=ImportStatus.PENDING, queued_at__isnull=True),
+                name="numberimport_ready_to_send",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from phone_numbers import importing
@@ -169,6 +171,46 @@ def test_a_task_costs_a_dozen_queries_including_queueing_the_next_number(
         import_phone_number(first.pk)
 
     assert reload(first).status == ImportStatus.IMPORTED
+
+
+def rows_read(sql: str) -> int:
+    """How many number import rows PostgreSQL reads to answer `sql`, by EXPLAIN ANALYZE."""
+
+    def read(node: dict) -> int:
+        own = 0
+        if node.get("Relation Name") == "phone_numbers_numberimport":
+            own = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
+        return read(cursor.fetchone()[0][0]["Plan"])
+
+
+def test_queueing_the_next_numbers_reads_the_window_not_the_job_or_the_table(
+    start, sent, make_project
+):
+    # A history of finished numbers before the job, and a job far longer than its window:
+    # what queue_pending reads must not grow with either (it runs once per number).
+    older = start([f"+1415555{index:04d}" for index in range(8)], project=make_project())
+    NumberImport.objects.bulk_create(
+        NumberImport(
+            job=older, project=older.project, number=f"+1212{index:07d}", status="imported"
+        )
+        for index in range(3000)
+    )
+    job = start([f"+1646555{index:04d}" for index in range(2000)])
+    done = job.numbers.filter(queued_at__isnull=False).order_by("pk")[:1]
+    NumberImport.objects.filter(pk__in=done).update(status=ImportStatus.IMPORTED)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE phone_numbers_numberimport")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert importing.queue_pending(job) == 1
+    selects = [query["sql"] for query in queries if query["sql"].startswith("SELECT")]
+
+    assert len(selects) == 2  # how many are in flight, and which are next
+    assert max(rows_read(sql) for sql in selects) <= 20  # the window is 16
 
 
 def test_importing_twice_is_one_row_and_one_api_call(start, sent):
