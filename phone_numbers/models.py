@@ -305,11 +305,11 @@ RECENT_ROWS = 5000
 
 
 @contextmanager
-def planner_settings(**settings: str) -> Iterator[None]:
+def planner_settings(**values: str) -> Iterator[None]:
     """PostgreSQL's planner settings changed for the queries inside, in one round trip."""
     with transaction.atomic(), connection.cursor() as cursor:
-        calls = ", ".join("set_config(%s, %s, true)" for _ in settings)
-        cursor.execute(f"SELECT {calls}", [part for item in settings.items() for part in item])
+        calls = ", ".join("set_config(%s, %s, true)" for _ in values)
+        cursor.execute(f"SELECT {calls}", [part for item in values.items() for part in item])
         yield
 
 
