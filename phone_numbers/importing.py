@@ -31,7 +31,7 @@ from phone_numbers.models import (
     Project,
 )
 from phone_numbers.number_input import InputLine, read_number
-from phone_numbers.rate_limit import reserve_send_time
+from phone_numbers.rate_limit import book_send_slot, hold_back_space
 from phone_numbers.signalwire import (
     CredentialsRejected,
     RequestRejected,
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 REPEAT_CONFIRM_WINDOW = timedelta(minutes=10)
 # Waiting longer than this for a send slot frees the worker thread for other jobs.
 LONGEST_SLEEP_FOR_SLOT = 2.0
+# An attempt does not book a slot it could only reach this close to its deadline.
+SLOT_BEFORE_DEADLINE = 1.0
 # SQLite accepts at most 32,766 parameters in one query.
 LOOKUP_CHUNK = 5000
 
@@ -243,6 +245,10 @@ def queue_pending(job: ImportJob) -> int:
     """Send tasks for the job's next pending numbers, up to its concurrency; return how many."""
     now = timezone.now()
     with transaction.atomic():
+        # One refill of a job at a time: two at once would both see the same free places and
+        # fill them twice. The lock is the job's row, held for three short statements.
+        if not ImportJob.objects.select_for_update().filter(pk=job.pk, paused_at__isnull=True):
+            return 0
         in_flight = job.numbers.filter(
             status__in=UNFINISHED_STATUSES, queued_at__isnull=False
         ).count()
@@ -250,12 +256,9 @@ def queue_pending(job: ImportJob) -> int:
         if free <= 0:
             return 0
         pks = list(
-            job.numbers.filter(
-                status=ImportStatus.PENDING, queued_at__isnull=True, job__paused_at__isnull=True
-            )
+            job.numbers.filter(status=ImportStatus.PENDING, queued_at__isnull=True)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .order_by("pk")
-            .select_for_update(skip_locked=True, of=("self",))
             .values_list("pk", flat=True)[:free]
         )
         NumberImport.objects.filter(pk__in=pks).update(queued_at=now)
@@ -264,10 +267,23 @@ def queue_pending(job: ImportJob) -> int:
 
 
 def _send(pks: list[int], countdown: float | None = None) -> None:
+    """Send a task for each number; a broker that cannot be reached leaves them to recovery.
+
+    Runs after a commit, often inside a person's request: a broker outage must not turn an
+    import that is safely stored into an error page. The numbers not sent are marked unqueued,
+    so beat's recovery (every PORTAL_RECOVERY_INTERVAL_SECONDS) queues them again.
+    """
     from phone_numbers.tasks import import_phone_number  # the tasks module imports this one
 
-    for pk in pks:
-        import_phone_number.apply_async((pk,), countdown=countdown)
+    for index, pk in enumerate(pks):
+        try:
+            import_phone_number.apply_async((pk,), countdown=countdown)
+        except Exception:
+            logger.exception("Could not queue number imports %s; recovery will", pks[index:])
+            NumberImport.objects.filter(pk__in=pks[index:], status=ImportStatus.PENDING).update(
+                queued_at=None
+            )
+            return
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,52 +294,118 @@ def _send(pks: list[int], countdown: float | None = None) -> None:
 def import_number(number_import: NumberImport, client: SignalWireClient | None = None) -> None:
     """Import one number into its project: at most once, whatever is repeated or redelivered.
 
-    Claims the row (pending → submitting) or returns if another task has it, it is not due, or
-    the job is paused. After an attempt that may have reached SignalWire, it first looks the
-    number up and records it imported if it is there, so a number is never posted twice.
+    Claims the row (pending → submitting) or returns if another task has it, it is not due,
+    its job is paused or its project refused. After an attempt that may have reached
+    SignalWire, it first looks the number up and records it imported if it is there, so a
+    number is never posted twice; in a cancelled job that lookup is all it does. The attempt
+    ends by its deadline (PORTAL_ATTEMPT_SECONDS after the claim), which recovery relies on.
     """
+    job, project = number_import.job, number_import.project
+    if not project.is_active:
+        job.pause(refusal_for(project))
+        number_import.release()
+        return
+    if job.cancelled_at and not number_import.needs_lookup:
+        number_import.cancel_unsent()
+        return
     if not number_import.claim():
         return
-    project = number_import.project
+    deadline = time.monotonic() + settings.PORTAL_ATTEMPT_SECONDS
     try:
         client = client or client_for(project)
-    except (NoActiveToken, DecryptionFailed) as exc:
+    except NoActiveToken as exc:
+        job.pause(str(exc))
+        number_import.hand_back()
+        return
+    except DecryptionFailed as exc:
         _fail_on_credentials(number_import, str(exc), http_status=None, code="")
         return
     try:
+        _attempt(number_import, client, deadline)
+    except Exception as exc:
+        # A bug, or a setting SignalWire's client refuses: whether the POST left is unknown,
+        # so the number is looked up next time, and the attempt counts, so it cannot loop.
+        logger.exception("Importing number import %s failed unexpectedly", number_import.pk)
+        _retry_or_fail(
+            number_import,
+            FailureCategory.INTERNAL,
+            f"The portal failed while sending this number ({type(exc).__name__}).",
+            needs_lookup=True,
+        )
+
+
+def _attempt(number_import: NumberImport, client: SignalWireClient, deadline: float) -> None:
+    try:
         if number_import.needs_lookup:
-            if not _wait_for_send_slot(number_import):
+            if not _wait_for_send_slot(number_import, deadline):
                 return
-            existing = client.find_number(number_import.number)
+            existing = client.find_number(number_import.number, deadline=deadline)
             if existing is not None:
                 number_import.mark_imported(
                     existing.sid, existing.friendly_name or "", existing.raw, "found on SignalWire"
                 )
                 return
-        if not _wait_for_send_slot(number_import):
+            if ImportJob.objects.filter(pk=number_import.job_id, cancelled_at__isnull=False):
+                number_import.mark_cancelled("not on SignalWire: cancelled")
+                return
+        if not _wait_for_send_slot(number_import, deadline):
             return
         result = client.import_number(
-            number_import.number, number_import.number_type, number_import.capabilities
+            number_import.number,
+            number_import.number_type,
+            number_import.capabilities,
+            deadline=deadline,
         )
     except CredentialsRejected as exc:
         _fail_on_credentials(number_import, exc.message, exc.status, exc.code or "")
     except RequestRejected as exc:
+        if exc.is_duplicate and number_import.needs_lookup:
+            # An earlier POST of ours may have created it after all, on a slow SignalWire:
+            # look again once that POST must have finished.
+            _retry_or_fail(
+                number_import,
+                FailureCategory.DUPLICATE,
+                f"{exc.message} (an earlier request may have imported it: it is looked up again)",
+                code=exc.code or "",
+                http_status=exc.status,
+                needs_lookup=True,
+            )
+            return
         category = FailureCategory.DUPLICATE if exc.is_duplicate else FailureCategory.INVALID_INPUT
         number_import.mark_failed(category, exc.message, exc.code or "", exc.status)
     except SignalWireUnavailable as exc:
-        _retry_or_fail(number_import, exc)
+        if exc.status == 429:
+            _wait_as_asked(number_import, exc)
+        else:
+            _retry_or_fail(
+                number_import,
+                FailureCategory.UPSTREAM if exc.status is not None else FailureCategory.NETWORK,
+                exc.message,
+                code=exc.code or "",
+                http_status=exc.status,
+                # A failed lookup leaves the question open; a failed post may have created it.
+                needs_lookup=number_import.needs_lookup or exc.may_have_reached_signalwire,
+                retry_after=exc.retry_after,
+            )
     else:
         number_import.mark_imported(result.sid, result.friendly_name or "", result.raw, "imported")
 
 
-def _wait_for_send_slot(number_import: NumberImport) -> bool:
-    """Wait for the Space's next send slot; if it is far off, hand the number back for later."""
-    wait = reserve_send_time(number_import.project.space_host, settings.PORTAL_RATE_LIMIT_PER_SPACE)
-    if wait > LONGEST_SLEEP_FOR_SLOT:
-        number_import.postpone(wait)
+def _wait_for_send_slot(number_import: NumberImport, deadline: float) -> bool:
+    """Wait for the Space's next send slot; if it is far off, hand the number back for later.
+
+    Only a slot this attempt will use is booked, so a busy Space's schedule never fills with
+    slots nobody sends in.
+    """
+    longest = min(LONGEST_SLEEP_FOR_SLOT, deadline - time.monotonic() - SLOT_BEFORE_DEADLINE)
+    is_booked, wait = book_send_slot(
+        number_import.project.space_host, settings.PORTAL_RATE_LIMIT_PER_SPACE, max(longest, 0)
+    )
+    if not is_booked:
+        number_import.hand_back(wait)
         _send([number_import.pk], countdown=wait)
         return False
-    time.sleep(max(wait, 0))
+    time.sleep(wait)
     return True
 
 
@@ -339,36 +421,58 @@ def _fail_on_credentials(
     )
 
 
-def _retry_or_fail(number_import: NumberImport, exc: SignalWireUnavailable) -> None:
-    if exc.status == 429:
-        category = FailureCategory.RATE_LIMITED
-    elif exc.status is not None:
-        category = FailureCategory.UPSTREAM
-    else:
-        category = FailureCategory.NETWORK
-    # A failed lookup leaves the question open; a failed post may have created the number.
-    needs_lookup = number_import.needs_lookup or exc.may_have_reached_signalwire
+def _retry_or_fail(
+    number_import: NumberImport,
+    category: FailureCategory,
+    message: str,
+    *,
+    code: str = "",
+    http_status: int | None = None,
+    needs_lookup: bool,
+    retry_after: float | None = None,
+) -> None:
     if number_import.attempts_this_round >= settings.PORTAL_MAX_ATTEMPTS:
-        message = exc.message
         if needs_lookup:
             message += " (it may have been imported: a retry checks SignalWire first)"
-        number_import.mark_failed(
-            category, message, exc.code or "", exc.status, needs_lookup=needs_lookup
-        )
+        number_import.mark_failed(category, message, code, http_status, needs_lookup=needs_lookup)
         return
+    delay = retry_delay(number_import.attempts_this_round, retry_after)
+    if needs_lookup:
+        # The request that may have created the number can still be running on SignalWire
+        # until the read timeout: a lookup before then could miss it, and the POST after it
+        # would find the number "taken" by ourselves.
+        delay = max(delay, settings.SIGNALWIRE_TIMEOUT[1])
+    if number_import.schedule_retry(delay, category, message, code, http_status, needs_lookup):
+        _send([number_import.pk], countdown=delay)
+
+
+def _wait_as_asked(number_import: NumberImport, exc: SignalWireUnavailable) -> None:
+    """429: the whole Space waits as long as SignalWire asks, and the number's attempt is not
+    used up, since waiting is not failing."""
     delay = retry_delay(number_import.attempts_this_round, exc.retry_after)
+    hold_back_space(number_import.project.space_host, delay)
+    resumes = timezone.localtime(timezone.now() + timedelta(seconds=delay))
+    message = f"{exc.message}: SignalWire asked us to wait; sending resumes at {resumes:%H:%M:%S}."
     if number_import.schedule_retry(
-        delay, category, exc.message, exc.code or "", exc.status, needs_lookup
+        delay,
+        FailureCategory.RATE_LIMITED,
+        message,
+        exc.code or "",
+        exc.status,
+        number_import.needs_lookup,
+        counts_as_attempt=False,
     ):
         _send([number_import.pk], countdown=delay)
 
 
 def retry_delay(attempt: int, retry_after: float | None) -> float:
-    """Seconds before the next attempt: SignalWire's Retry-After, else backoff with jitter."""
+    """Seconds before the next attempt: SignalWire's Retry-After, whatever its length (the row
+    says when it resumes), else backoff with jitter up to PORTAL_RETRY_MAX_SECONDS."""
     if retry_after is not None:
-        return min(retry_after, settings.PORTAL_RETRY_MAX_SECONDS)
+        return retry_after
     ceiling = min(
-        settings.PORTAL_RETRY_MAX_SECONDS, settings.PORTAL_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+        settings.PORTAL_RETRY_MAX_SECONDS,
+        settings.PORTAL_RETRY_BASE_SECONDS * 2 ** max(attempt - 1, 0),
     )
     # "Equal jitter": at least half the exponential delay, so retries spread out but still wait.
     # Bandit B311 is a false alarm: jitter only spreads retries in time; nothing secret.
@@ -380,8 +484,18 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 # --------------------------------------------------------------------------------------------
 
 
+def _refuse_to_send(job: ImportJob) -> None:
+    """Raise ImportRefused, saying why, when nothing of the job may be sent now."""
+    project = Project.objects.get(pk=job.project_id)
+    if refusal := refusal_for(project):
+        raise ImportRefused(refusal)
+    if ImportJob.objects.filter(pk=job.pk, cancelled_at__isnull=False):
+        raise ImportRefused("This job was cancelled: import its numbers again in a new job.")
+
+
 def retry_failed(job: ImportJob) -> int:
     """Put the job's failed numbers that a plain retry can mend back in the queue."""
+    _refuse_to_send(job)
     restarted = _restart(job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
     queue_pending(job)
     return restarted
@@ -389,6 +503,7 @@ def retry_failed(job: ImportJob) -> int:
 
 def retry_number(number_import: NumberImport, number_type: str, capabilities: list[str]) -> bool:
     """Retry one failed number, with its number type and capabilities as corrected."""
+    _refuse_to_send(number_import.job)
     NumberImport.objects.filter(pk=number_import.pk, status=ImportStatus.FAILED).update(
         number_type=number_type, capabilities=capabilities
     )
@@ -398,18 +513,25 @@ def retry_number(number_import: NumberImport, number_type: str, capabilities: li
 
 
 def cancel_pending(job: ImportJob) -> int:
-    """Cancel the numbers not yet sent; numbers being sent right now finish."""
+    """Cancel the numbers surely not sent; return how many. Numbers being sent right now
+    finish, and a number an earlier request may have imported is looked up first: it ends
+    imported or cancelled, so that "cancelled" means "not in the Space"."""
     with transaction.atomic():
-        cancelled = job.numbers.filter(status=ImportStatus.PENDING).update(
+        cancelled = job.numbers.filter(status=ImportStatus.PENDING, needs_lookup=False).update(
             status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
         )
         ImportJob.objects.filter(pk=job.pk).update(cancelled_at=timezone.now())
+    queue_pending(job)
     return cancelled
 
 
 def resume(job: ImportJob) -> None:
-    """Resume a paused job; numbers stopped by a refused token go back in the queue."""
-    ImportJob.objects.filter(pk=job.pk).update(paused_at=None, pause_reason="")
+    """Resume a paused job: numbers stopped by a refused token, and those whose tasks came
+    while it was paused (they ended without sending), go back in the queue at once."""
+    _refuse_to_send(job)
+    with transaction.atomic():
+        ImportJob.objects.filter(pk=job.pk).update(paused_at=None, pause_reason="")
+        job.numbers.filter(status=ImportStatus.PENDING).update(queued_at=None)
     job.refresh_from_db()
     _restart(job.numbers.filter(failure_category=FailureCategory.AUTH))
     queue_pending(job)
@@ -450,8 +572,9 @@ def _restart(failed: QuerySet) -> int:
 def recover_stuck_imports() -> int:
     """Put back to work numbers whose task died or whose message was lost; return how many.
 
-    - submitting for longer than any task may run: the worker died mid-request, so the number
-      goes back to pending and is looked up on SignalWire before it is posted again;
+    - submitting for longer than an attempt can last: the worker died mid-request, so the
+      number goes back to pending and is looked up on SignalWire before it is posted again
+      (or fails, when that happened on every attempt);
     - pending with a task sent long ago and not taken: the message was lost (e.g. the broker
       restarted), so it is sent again (a duplicate message finds the row claimed and stops);
     - every job with numbers waiting for a place in its queue gets them queued.
@@ -459,9 +582,20 @@ def recover_stuck_imports() -> int:
     now = timezone.now()
     stuck_since = now - timedelta(seconds=settings.PORTAL_STUCK_SUBMITTING_SECONDS)
     lost_since = now - timedelta(seconds=settings.PORTAL_REQUEUE_AFTER_SECONDS)
-    recovered = NumberImport.objects.filter(
-        status=ImportStatus.SUBMITTING, claimed_at__lt=stuck_since
-    ).update(
+    stuck = NumberImport.objects.filter(status=ImportStatus.SUBMITTING, claimed_at__lt=stuck_since)
+    # A number whose every attempt stopped its worker (a crash, not a network fault) must not
+    # loop for ever: once its attempts are used up, it fails and says so.
+    recovered = stuck.filter(attempts_this_round__gte=settings.PORTAL_MAX_ATTEMPTS).update(
+        status=ImportStatus.FAILED,
+        needs_lookup=True,
+        queued_at=None,
+        next_attempt_at=None,
+        failure_category=FailureCategory.INTERNAL,
+        error_message="The worker stopped every time it sent this number (it may have been "
+        "imported: a retry checks SignalWire first).",
+        updated_at=now,
+    )
+    recovered += stuck.update(
         status=ImportStatus.PENDING,
         needs_lookup=True,
         queued_at=None,

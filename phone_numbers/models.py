@@ -1,11 +1,12 @@
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection, models, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
@@ -13,6 +14,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_names
 from phone_numbers.crypto import EncryptedTextField
+
+logger = logging.getLogger(__name__)
 
 
 class ConnectionStatus(models.TextChoices):
@@ -187,6 +190,7 @@ class FailureCategory(models.TextChoices):
     RATE_LIMITED = "rate_limited", "Rate limited"
     UPSTREAM = "upstream", "SignalWire error"
     NETWORK = "network", "Network problem"
+    INTERNAL = "internal", "Portal error"
 
 
 # What support staff are told about each failure, and what to do next (PRODUCT.md).
@@ -196,17 +200,23 @@ FAILURE_ADVICE = {
     FailureCategory.DUPLICATE: "The number is already in this customer's project: nothing to do.",
     FailureCategory.AUTH: "SignalWire refused the project's API token, so the job is paused. "
     "Ask an admin to check the project's token, then resume the job.",
-    FailureCategory.RATE_LIMITED: "SignalWire asked us to slow down. Nothing to do: it is "
-    "retried by itself.",
+    FailureCategory.RATE_LIMITED: "SignalWire asked us to slow down. Retry it: the portal "
+    "waits as long as SignalWire asks.",
     FailureCategory.UPSTREAM: "SignalWire is having trouble. Retry later.",
     FailureCategory.NETWORK: "SignalWire could not be reached. Retry later.",
+    FailureCategory.INTERNAL: "The portal failed while sending this number. Tell the portal's "
+    "maintainers (the worker's log has the error), then retry it: a retry checks SignalWire "
+    "first.",
 }
+# What a number waiting for its next automatic try says instead: nothing to do yet.
+RETRYING_ADVICE = "Nothing to do: it is tried again by itself."
 # Failures a plain retry can mend; the others need an edit (invalid input) or nothing.
 RETRYABLE_CATEGORIES = [
     FailureCategory.AUTH,
     FailureCategory.RATE_LIMITED,
     FailureCategory.UPSTREAM,
     FailureCategory.NETWORK,
+    FailureCategory.INTERNAL,
 ]
 
 
@@ -448,25 +458,33 @@ class NumberImport(models.Model):
 
     @property
     def failure_advice(self) -> str:
+        if self.status == ImportStatus.PENDING and self.failure_category:
+            return RETRYING_ADVICE
         return FAILURE_ADVICE.get(self.failure_category, "")
 
     def claim(self) -> bool:
-        """pending → submitting, when due and the job is not paused; False if not this time.
+        """pending → submitting, when due, its job is not paused and its project is active;
+        in a cancelled job only to be looked up. False if not this time.
 
-        A conditional UPDATE: of two tasks for one row (a redelivered message, a duplicate),
-        exactly one wins. It also requires the row to be exactly as this object read it (every
-        change of state stamps updated_at), so the new values are set here without reading the
-        row again; a row changed meanwhile has a task of its own to come.
+        One conditional UPDATE of this table alone: of tasks racing for one row (a redelivered
+        message, a duplicate), exactly one wins. Every condition is in its own WHERE (the job's
+        and project's as EXISTS), because PostgreSQL re-checks only that WHERE on a row another
+        transaction changed meanwhile; a filter across a join would become "id IN (...)",
+        which it does not re-check. It also requires the row to be exactly as this object read
+        it (every change of state stamps updated_at), so the new values are set here without
+        reading the row again; a row changed meanwhile has a task of its own to come.
         """
         now = timezone.now()
+        job = ImportJob.objects.filter(pk=OuterRef("job_id"))
         claimed = (
             NumberImport.objects.filter(
-                pk=self.pk,
-                status=ImportStatus.PENDING,
-                updated_at=self.updated_at,
-                job__paused_at__isnull=True,
+                pk=self.pk, status=ImportStatus.PENDING, updated_at=self.updated_at
             )
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .exclude(Exists(job.filter(paused_at__isnull=False)))
+            .exclude(Exists(Project.objects.filter(pk=OuterRef("project_id"), is_active=False)))
+            # A cancelled job's number is claimed only to find out whether it is in the Space.
+            .filter(Q(needs_lookup=True) | ~Exists(job.filter(cancelled_at__isnull=False)))
             .update(
                 status=ImportStatus.SUBMITTING,
                 claimed_at=now,
@@ -482,13 +500,19 @@ class NumberImport(models.Model):
             self.attempts_this_round += 1
         return bool(claimed)
 
-    def _leave_submitting(self, outcome: str, **fields) -> bool:
-        """Record the attempt and move on from submitting; False if the row was taken back."""
+    def _leave_submitting(self, outcome: str, *, taken_back_too: bool = False, **fields) -> bool:
+        """Record the attempt and move on from this object's claim; False if the row was taken
+        back (recovery gave it to another task). With `taken_back_too`, the row moves whatever
+        became of it since, unless it is imported: SignalWire's answer that it created the
+        number is the truth, however late it comes."""
         fields["updated_at"] = timezone.now()
+        rows = NumberImport.objects.filter(pk=self.pk)
+        if taken_back_too:
+            rows = rows.exclude(status=ImportStatus.IMPORTED)
+        else:
+            rows = rows.filter(status=ImportStatus.SUBMITTING, claimed_at=self.claimed_at)
         with transaction.atomic():
-            moved = NumberImport.objects.filter(pk=self.pk, status=ImportStatus.SUBMITTING).update(
-                **fields
-            )
+            moved = rows.update(**fields)
             if moved:
                 self.attempt_log.create(
                     started_at=self.claimed_at or fields["updated_at"],
@@ -504,8 +528,8 @@ class NumberImport(models.Model):
         return bool(moved)
 
     def mark_imported(self, sid: str, friendly_name: str, response: dict, outcome: str) -> bool:
-        return self._leave_submitting(
-            outcome,
+        """Imported, from this claim or, if the row was taken back meanwhile, from where it is."""
+        fields = dict(
             status=ImportStatus.IMPORTED,
             sid=sid,
             friendly_name=friendly_name[:100],
@@ -518,6 +542,34 @@ class NumberImport(models.Model):
             error_message="",
             http_status=None,
         )
+        if self._leave_submitting(outcome, **fields):
+            return True
+        try:
+            return self._leave_submitting(f"{outcome} (late answer)", taken_back_too=True, **fields)
+        except IntegrityError:
+            # The number went live in another job of the project meanwhile: that row stands.
+            logger.warning("A late answer for number import %s found it live elsewhere", self.pk)
+            return False
+
+    def mark_cancelled(self, outcome: str) -> bool:
+        """Cancelled after a lookup found the number absent from the Space."""
+        return self._leave_submitting(
+            outcome, status=ImportStatus.CANCELLED, needs_lookup=False, next_attempt_at=None
+        )
+
+    def cancel_unsent(self) -> bool:
+        """pending → cancelled, for a number of a cancelled job that surely never reached
+        SignalWire (no earlier request may have)."""
+        return bool(
+            NumberImport.objects.filter(
+                pk=self.pk, status=ImportStatus.PENDING, needs_lookup=False
+            ).update(status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now())
+        )
+
+    def release(self) -> None:
+        """Mark the row's task as gone without claiming it (its job is paused or its project
+        refused), so that queueing sends it again as soon as it may go."""
+        NumberImport.objects.filter(pk=self.pk, status=ImportStatus.PENDING).update(queued_at=None)
 
     def mark_failed(
         self,
@@ -547,10 +599,18 @@ class NumberImport(models.Model):
         code: str,
         http_status: int | None,
         needs_lookup: bool,
+        *,
+        counts_as_attempt: bool = True,
     ) -> bool:
-        """Back to pending, due after the delay; the error stays visible meanwhile."""
+        """Back to pending, due after the delay; the error stays visible meanwhile.
+
+        Without `counts_as_attempt` (SignalWire asked us to slow down), the attempt is given
+        back to the row's budget: waiting is not failing.
+        """
+        extra = {} if counts_as_attempt else {"attempts_this_round": self.attempts_this_round - 1}
         return self._leave_submitting(
             f"{category.label}: retrying",
+            **extra,
             status=ImportStatus.PENDING,
             next_attempt_at=timezone.now() + timedelta(seconds=delay_seconds),
             queued_at=timezone.now(),
@@ -561,16 +621,22 @@ class NumberImport(models.Model):
             needs_lookup=needs_lookup,
         )
 
-    def postpone(self, delay_seconds: float) -> bool:
-        """Hand the row back unsent (its Space is busy): no attempt is counted."""
+    def hand_back(self, delay_seconds: float | None = None) -> bool:
+        """Give the claimed row back unsent, no attempt counted: due after the delay, for the
+        task the caller sends (its Space is busy), or with no delay and no task (its job has
+        just been paused), to be queued again on resume."""
         now = timezone.now()
         return bool(
-            NumberImport.objects.filter(pk=self.pk, status=ImportStatus.SUBMITTING).update(
+            NumberImport.objects.filter(
+                pk=self.pk, status=ImportStatus.SUBMITTING, claimed_at=self.claimed_at
+            ).update(
                 status=ImportStatus.PENDING,
                 attempts=models.F("attempts") - 1,
                 attempts_this_round=models.F("attempts_this_round") - 1,
-                next_attempt_at=now + timedelta(seconds=delay_seconds),
-                queued_at=now,
+                next_attempt_at=None
+                if delay_seconds is None
+                else now + timedelta(seconds=delay_seconds),
+                queued_at=None if delay_seconds is None else now,
                 updated_at=now,
             )
         )

@@ -382,13 +382,18 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("phone_numbers.change_importjob", raise_exception=True)
 def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
+    failed_before_retry = audit.failure_counts(job)
+    try:
+        restarted = importing.retry_failed(job)
+    except importing.ImportRefused as exc:
+        messages.error(request, str(exc))
+        return redirect(job)
     audit.record(
         request,
         AuditAction.JOB_RETRIED,
         job=job,
-        changes={"failed_before_retry": audit.failure_counts(job)},
+        changes={"failed_before_retry": failed_before_retry},
     )
-    restarted = importing.retry_failed(job)
     messages.success(
         request,
         ngettext(
@@ -421,6 +426,20 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         )
         % {"count": cancelled},
     )
+    if checking := job.numbers.filter(status=ImportStatus.PENDING, needs_lookup=True).count():
+        messages.info(
+            request,
+            ngettext(
+                "%(count)d number may already be in the Space (an earlier request may have "
+                "imported it): it is checked on SignalWire first, then shown as imported or "
+                "cancelled.",
+                "%(count)d numbers may already be in the Space (an earlier request may have "
+                "imported them): they are checked on SignalWire first, then shown as imported "
+                "or cancelled.",
+                checking,
+            )
+            % {"count": checking},
+        )
     return redirect(job)
 
 
@@ -438,10 +457,11 @@ def job_pause(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("phone_numbers.pause_importjob", raise_exception=True)
 def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
-    if refusal := importing.refusal_for(job.project):
-        messages.error(request, refusal)
-    else:
+    try:
         importing.resume(job)
+    except importing.ImportRefused as exc:
+        messages.error(request, str(exc))
+    else:
         audit.record(request, AuditAction.JOB_RESUMED, job=job)
         messages.success(request, "The job is running again.")
     return redirect(job)
@@ -454,9 +474,15 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     form = RetryNumberForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("capabilities", ["Check the choices."])))
-    elif importing.retry_number(
-        number_import, form.cleaned_data["number_type"], form.cleaned_data["capabilities"]
-    ):
+        return redirect(number_import.job)
+    try:
+        restarted = importing.retry_number(
+            number_import, form.cleaned_data["number_type"], form.cleaned_data["capabilities"]
+        )
+    except importing.ImportRefused as exc:
+        messages.error(request, f"{number_import.number} was not retried: {exc}")
+        return redirect(number_import.job)
+    if restarted:
         audit.record_number_retry(request, number_import, form.cleaned_data)
         messages.success(request, f"{number_import.number} is being retried.")
     else:

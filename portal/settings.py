@@ -8,6 +8,7 @@ must share one encryption key, which a key generated on each machine would silen
 README.md lists every variable.
 """
 
+import math
 import os
 import secrets
 from collections.abc import Callable
@@ -334,6 +335,12 @@ CELERY_BEAT_SCHEDULE = {
 SIGNALWIRE_BASE_URL = env_str("SIGNALWIRE_BASE_URL") or None
 # "form" is what SignalWire documents; "json" is what its newer SDKs send (NOTES.md §1.3).
 SIGNALWIRE_REQUEST_ENCODING = env_str("SIGNALWIRE_REQUEST_ENCODING", "form")
+# Checked here, not at the first import: a mistyped value would otherwise fail every number.
+if SIGNALWIRE_REQUEST_ENCODING not in ("form", "form-repeated", "json"):
+    raise ImproperlyConfigured(
+        "SIGNALWIRE_REQUEST_ENCODING must be form, form-repeated or json, "
+        f"not {SIGNALWIRE_REQUEST_ENCODING!r}"
+    )
 SIGNALWIRE_TIMEOUT = (
     env_int("SIGNALWIRE_CONNECT_TIMEOUT_MS", 3050) / 1000,
     env_int("SIGNALWIRE_READ_TIMEOUT_MS", 15000) / 1000,
@@ -347,13 +354,27 @@ PORTAL_JOB_CONCURRENCY = env_int("PORTAL_JOB_CONCURRENCY", 16)
 PORTAL_MAX_ATTEMPTS = env_int("PORTAL_MAX_ATTEMPTS", 6)
 PORTAL_RETRY_BASE_SECONDS = env_int("PORTAL_RETRY_BASE_SECONDS", 2)
 PORTAL_RETRY_MAX_SECONDS = env_int("PORTAL_RETRY_MAX_SECONDS", 300)
-# Recovery by beat: a number "submitting" longer than a task may live lost its worker; a
-# number whose task was sent this long ago and never taken lost its message.
-PORTAL_STUCK_SUBMITTING_SECONDS = env_int(
-    "PORTAL_STUCK_SUBMITTING_SECONDS", CELERY_TASK_TIME_LIMIT + 30
+# One attempt at a number (its lookup, its waits for a send slot, its POST) ends this long
+# after it claimed the row, whatever SignalWire does: every request gets only the time left.
+PORTAL_ATTEMPT_SECONDS = env_int(
+    "PORTAL_ATTEMPT_SECONDS", math.ceil(2 * sum(SIGNALWIRE_TIMEOUT)) + 5
 )
+# Recovery by beat: a number "submitting" longer than an attempt can last, plus time to write
+# its answer, lost its worker (the thread pool ignores Celery's time limits, so they cannot be
+# the bound); a number whose task was sent this long ago and never taken lost its message.
+PORTAL_STUCK_SUBMITTING_SECONDS = PORTAL_ATTEMPT_SECONDS + 30
 PORTAL_REQUEUE_AFTER_SECONDS = env_int("PORTAL_REQUEUE_AFTER_SECONDS", 300)
 PORTAL_RECOVERY_INTERVAL_SECONDS = env_int("PORTAL_RECOVERY_INTERVAL_SECONDS", 30)
+for _name in (
+    "PORTAL_RATE_LIMIT_PER_SPACE",
+    "PORTAL_JOB_CONCURRENCY",
+    "PORTAL_MAX_ATTEMPTS",
+    "PORTAL_ATTEMPT_SECONDS",
+    "PORTAL_REQUEUE_AFTER_SECONDS",
+    "PORTAL_RECOVERY_INTERVAL_SECONDS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}")
 CELERY_BEAT_SCHEDULE["recover-stuck-imports"] = {
     "task": "phone_numbers.tasks.recover_stuck_imports",
     "schedule": timedelta(seconds=PORTAL_RECOVERY_INTERVAL_SECONDS),

@@ -72,14 +72,16 @@ class FakeSignalWire:
         self.numbers = {number: incoming_number(number) for number in existing}
         self.calls: list[tuple] = []
 
-    def import_number(self, number, number_type, capabilities=None) -> IncomingPhoneNumber:
+    def import_number(
+        self, number, number_type, capabilities=None, deadline=None
+    ) -> IncomingPhoneNumber:
         self.calls.append(("import_number", number, number_type, list(capabilities or [])))
         if self.import_errors:
             raise self.import_errors.pop(0)
         self.numbers[number] = incoming_number(number)
         return self.numbers[number]
 
-    def find_number(self, number) -> IncomingPhoneNumber | None:
+    def find_number(self, number, deadline=None) -> IncomingPhoneNumber | None:
         self.calls.append(("find_number", number))
         if self.find_errors:
             raise self.find_errors.pop(0)
