@@ -623,10 +623,11 @@ def test_a_busy_space_books_only_the_slots_it_sends_in(start, sent, settings, no
     for row in job.numbers.select_related("job", "project"):
         importing.import_number(row, client=fake)
 
-    assert len(fake.posted) == 5  # slots at 0, 0.52, 1.04, 1.56 and 2.08 s
-    assert booked_ahead(job.project.space_host) <= 2 + 1 / (2 * SPACING_MARGIN) + 0.1
+    interval = 1 / (2 * SPACING_MARGIN)
+    assert booked_ahead(job.project.space_host) <= 2 + interval + 0.1
+    assert len(fake.posted) == int(2 / interval) + 1  # one for each slot within 2 s
     handed_back = job.numbers.filter(status=ImportStatus.PENDING)
-    assert handed_back.count() == 11
+    assert handed_back.count() == 16 - len(fake.posted)
     assert set(handed_back.values_list("attempts", flat=True)) == {0}
 
 

@@ -91,6 +91,23 @@ def test_a_bad_encryption_key_stops_start_up(local_mode_env):
     assert "not-a-fernet-key" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIGNALWIRE_REQUEST_ENCODING", "xml"),
+        ("PORTAL_RATE_LIMIT_PER_SPACE", "0"),
+        ("PORTAL_ATTEMPT_SECONDS", "0"),
+    ],
+)
+def test_an_import_setting_that_cannot_work_stops_start_up_naming_it(local_mode_env, name, value):
+    # Found at start-up, not by failing every number (issue 13).
+    result = run_manage({**local_mode_env, name: value}, "check")
+
+    assert result.returncode == 1
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_deploy_check_is_clean_with_production_values(local_mode_env):
     result = run_manage(
         {**local_mode_env, **PRODUCTION_ENV}, "check", "--deploy", "--fail-level", "WARNING"

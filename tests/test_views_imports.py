@@ -279,6 +279,29 @@ def test_job_actions_retry_cancel_and_support_may_not_pause(client, support_user
     assert client.post(reverse("phone_numbers:job_resume", args=[job.pk])).status_code == 403
 
 
+def test_nothing_is_retried_or_resumed_into_a_deactivated_project(client, admin_user, project):
+    client.force_login(admin_user)
+    job = started_job(project, admin_user)
+    first, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=first.pk).update(status="failed", failure_category="network")
+    job.pause("Paused by ada.")
+    project.is_active = False
+    project.save()
+    retry_one = {"number_type": "longcode", "capabilities": ["sms"]}
+
+    responses = [
+        client.post(reverse("phone_numbers:job_retry_failed", args=[job.pk]), follow=True),
+        client.post(reverse("phone_numbers:number_retry", args=[first.pk]), retry_one, follow=True),
+        client.post(reverse("phone_numbers:job_resume", args=[job.pk]), follow=True),
+    ]
+
+    for response in responses:
+        assertContains(response, "This project is deactivated")
+    assert NumberImport.objects.get(pk=first.pk).status == ImportStatus.FAILED
+    job.refresh_from_db()
+    assert job.is_paused
+
+
 def test_admin_pauses_and_resumes_a_job(client, admin_user, project):
     client.force_login(admin_user)
     job = started_job(project, admin_user)
