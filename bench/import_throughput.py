@@ -6,12 +6,20 @@ All three against the same SignalWire simulator (200 ms per request, no faults),
     Celery worker processes (8 threads each, PORTAL_JOB_CONCURRENCY 16) import the numbers;
     timed from the confirm until every row in the database is terminal;
 (b) what a support engineer would otherwise write: a sequential `requests.post` loop;
-(c) the ideal for the configured concurrency: numbers x latency / concurrency.
+(c) the ideal for the configured concurrency: numbers x latency / concurrency;
+(d) unless --no-limited-run: the portal again, with a Space limit below its threads
+    (PORTAL_RATE_LIMIT_PER_SPACE 20; two new workers of 16 threads each, PORTAL_JOB_CONCURRENCY
+    32) and 20 s worth of numbers at the limit. It prints the achieved rate over the limit:
+    N import requests the simulator counted, (N - 1) / (first request -> last request) while
+    the job had pending work, i.e. up to the last request if the job finished, or up to the
+    time-out if it did not (then the job still had pending work). And the simulator's peak
+    one-second rate (every request to the Space in any one-second window) over the limit.
 
 It runs on a Redis of its own (a free port) and a throwaway PostgreSQL database on
 DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432), both gone at the end.
 
     .venv/bin/python bench/import_throughput.py [--numbers 1000] [--latency-ms 200]
+        [--no-limited-run] [--limited-timeout 120]
 """
 
 import argparse
@@ -21,9 +29,12 @@ import re
 import secrets
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import requests
 from cryptography.fernet import Fernet
@@ -35,11 +46,38 @@ import portal_processes  # noqa: E402
 
 from phone_numbers.simulator import SimConfig, SimProject, Simulator  # noqa: E402
 
+if TYPE_CHECKING:
+    from phone_numbers.models import Project
+
 WORKERS = 2
 THREADS = 8
 CONCURRENCY = WORKERS * THREADS
 TARGET_OVER_IDEAL = 1.25
 HTMX = {"HX-Request": "true"}
+LIMIT = 20
+LIMITED_THREADS = 16
+LIMITED_CONCURRENCY = WORKERS * LIMITED_THREADS
+LIMITED_SECONDS = 20
+TARGET_RATE_OVER_LIMIT = 0.95
+
+
+class TimedSimulator(Simulator):
+    """The simulator, also noting when each import request arrived: its stats keep counts only."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.import_arrivals: dict[str, list[float]] = {}
+        self._arrivals_lock = threading.Lock()
+
+    def handle_api(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[str, str | None, Any]:
+        arrived = time.monotonic()
+        endpoint, account_sid, outcome = super().handle_api(method, path, query, headers, body)
+        if endpoint == "import" and account_sid is not None:
+            with self._arrivals_lock:
+                self.import_arrivals.setdefault(account_sid, []).append(arrived)
+        return endpoint, account_sid, outcome
 
 
 def numbers_text(count: int, area: int) -> str:
@@ -77,13 +115,14 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     redis = portal_processes.RedisServer(workdir)
     stack.callback(redis.stop)
     redis.start()
-    portal_sim, script_sim, warmup_sim = (
+    portal_sim, script_sim, warmup_sim, limited_sim = (
         sim_project("portal"),
         sim_project("script"),
         sim_project("warmup"),
+        sim_project("limited"),
     )
     config = SimConfig(latency_min_ms=args.latency_ms, latency_max_ms=args.latency_ms)
-    simulator = Simulator([portal_sim, script_sim, warmup_sim], config).start()
+    simulator = TimedSimulator([portal_sim, script_sim, warmup_sim, limited_sim], config).start()
     stack.callback(simulator.stop)
     database = portal_processes.ThrowawayDatabase(
         f"portal_throughput_{os.getpid()}", os.environ.get("DATABASE_URL")
@@ -244,6 +283,99 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     for name, values in timeline.items():
         print(f"  {name:<44} {percentile(values, 50):7.1f} / {percentile(values, 90):7.1f}")
 
+    if args.limited_run:
+        # Their threads would take the limited run's tasks at the other rate limit.
+        for process in workers:
+            process.stop()
+        project = make_project(limited_sim, "Limited customer")
+        limited_run(args, simulator, project, env, workdir, stack)
+
+
+def limited_run(
+    args: argparse.Namespace,
+    simulator: TimedSimulator,
+    project: "Project",
+    env: dict[str, str],
+    workdir: Path,
+    stack: contextlib.ExitStack,
+) -> None:
+    """(d): a Space limit below the worker threads; bounded by --limited-timeout."""
+    from django.test import override_settings
+
+    from phone_numbers import importing
+    from phone_numbers.models import UNFINISHED_STATUSES, ImportJob, NumberImport
+    from phone_numbers.number_input import read_pasted
+
+    limited_env = env | {
+        "PORTAL_RATE_LIMIT_PER_SPACE": str(LIMIT),
+        "PORTAL_JOB_CONCURRENCY": str(LIMITED_CONCURRENCY),
+    }
+    workers = [
+        portal_processes.worker(
+            f"limited{n}", limited_env, workdir, LIMITED_THREADS, args.worker_args.split()
+        )
+        for n in (1, 2)
+    ]
+    portal_processes.start_all(workers, stack)
+    count = LIMIT * LIMITED_SECONDS
+    started = time.monotonic()
+    # The first window of tasks is sent from this process, set up with run (a)'s concurrency.
+    with override_settings(PORTAL_JOB_CONCURRENCY=LIMITED_CONCURRENCY):
+        job = importing.start_job(
+            project=project,
+            created_by=None,
+            source=ImportJob.Source.PASTE,
+            ticket="",
+            number_type="longcode",
+            capabilities=["sms"],
+            lines=read_pasted(numbers_text(count, 717)),
+        )
+    unfinished = NumberImport.objects.filter(job=job, status__in=UNFINISHED_STATUSES)
+    deadline = started + args.limited_timeout
+    while (is_unfinished := unfinished.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ended = time.monotonic()
+    terminal = count - unfinished.count()
+
+    stats = simulator.stats()
+    project_id = str(project.project_id)
+    sent = sum(stats["import_requests"].get(project_id, {}).values())
+    arrivals = sorted(simulator.import_arrivals.get(project_id, []))
+    peak = stats["peak_rate"].get(project_id, 0)
+    print(
+        f"(d) rate-limited: {count} numbers, PORTAL_RATE_LIMIT_PER_SPACE {LIMIT}, {WORKERS} "
+        f"workers x {LIMITED_THREADS} threads, PORTAL_JOB_CONCURRENCY {LIMITED_CONCURRENCY}, "
+        f"simulator latency {args.latency_ms} ms"
+    )
+    if is_unfinished:
+        print(
+            f"  not finished: {terminal} of {count} terminal after {ended - started:.1f} s "
+            f"(--limited-timeout {args.limited_timeout:.0f} s)"
+        )
+    else:
+        print(f"  all {count} terminal in {ended - started:.1f} s (ideal {count / LIMIT:.1f} s)")
+    if sent < 2 or not arrivals:
+        print(f"  the simulator saw {sent} import requests: no rate to measure")
+        rate = 0.0
+    else:
+        # Unfinished, the job still had pending work until the time-out.
+        span_end = ended if is_unfinished else arrivals[-1]
+        span = span_end - arrivals[0]
+        rate = (sent - 1) / span
+        print(
+            f"  {sent} import requests, first to {'time-out' if is_unfinished else 'last'} "
+            f"{span:.1f} s: achieved rate {rate:.1f}/s"
+        )
+    ratio = rate / LIMIT
+    print(
+        f"  achieved rate / limit = {ratio:.2f} (target >= {TARGET_RATE_OVER_LIMIT}: "
+        f"{'met' if ratio >= TARGET_RATE_OVER_LIMIT else 'MISSED'})"
+    )
+    print(
+        f"  peak one-second rate / limit = {peak} / {LIMIT} = {peak / LIMIT:.2f} "
+        f"({'within' if peak <= LIMIT else 'OVER'} the limit)"
+    )
+
 
 def cpu_seconds(workers: list) -> dict[str, float]:
     """CPU seconds used so far by the worker processes, and by the whole machine (/proc)."""
@@ -310,6 +442,18 @@ def main() -> None:
         "--worker-args", default="", help='more worker options, e.g. "--prefetch-multiplier 2"'
     )
     parser.add_argument("--timeout", type=float, default=600, help="seconds the job may take")
+    parser.add_argument(
+        "--limited-run",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"run (d), the Space limit {LIMIT}/s below {LIMITED_CONCURRENCY} threads",
+    )
+    parser.add_argument(
+        "--limited-timeout",
+        type=float,
+        default=6 * LIMITED_SECONDS,
+        help="seconds (d) may take before it reports how far it got",
+    )
     args = parser.parse_args()
     if args.sequential is None:
         args.sequential = args.numbers

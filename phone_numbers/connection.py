@@ -1,9 +1,11 @@
 """A project's connection to SignalWire: its client, and the "Check connection" operation."""
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from phone_numbers.crypto import DecryptionFailed
-from phone_numbers.models import ConnectionStatus, Project
+from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
 from phone_numbers.signalwire import (
     CredentialsRejected,
     RequestRejected,
@@ -54,3 +56,31 @@ def check_connection(project: Project, client: SignalWireClient | None = None) -
         project.record_connection_check(ConnectionStatus.UNREACHABLE, str(exc))
     else:
         project.record_connection_check(ConnectionStatus.OK)
+
+
+def end_stale_connection_checks() -> int:
+    """Store every check still "checking" past its time limit as not finished; return how many.
+
+    Its task was lost, so nothing else would ever end it. A task that turns up late still
+    records its outcome over this.
+    """
+    now = timezone.now()
+    limit = connection_check_time_limit()
+    # One conditional UPDATE: a check started again meanwhile has a fresh start time and a
+    # finished one is no longer "checking", so neither is touched.
+    return (
+        Project.objects.filter(connection_status=ConnectionStatus.CHECKING)
+        .filter(
+            Q(connection_checked_at__lt=now - limit)
+            # Started before checks stamped their start time.
+            | Q(connection_checked_at__isnull=True)
+        )
+        .update(
+            connection_status=ConnectionStatus.UNCHECKED,
+            connection_detail=(
+                f"No outcome within {limit.total_seconds():.0f} s: the check was probably"
+                " lost in a restart of the portal's workers or queue."
+            ),
+            updated_at=now,
+        )
+    )

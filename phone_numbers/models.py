@@ -28,6 +28,19 @@ class ConnectionStatus(models.TextChoices):
     UNREACHABLE = "unreachable", "Space unreachable"
 
 
+# Time for a check's task to wait in the queue behind import tasks; the requests themselves
+# are bounded by the client's timeouts.
+CONNECTION_CHECK_QUEUE_MARGIN = timedelta(seconds=30)
+
+
+def connection_check_time_limit() -> timedelta:
+    """How long a connection check may stay "checking" before it is taken as lost."""
+    connect, read = settings.SIGNALWIRE_TIMEOUT
+    # check_credentials makes up to two requests: the Numbers read, then on 401/403 the
+    # account read that tells a wrong token from a missing scope.
+    return 2 * timedelta(seconds=connect + read) + CONNECTION_CHECK_QUEUE_MARGIN
+
+
 class ProjectQuerySet(models.QuerySet):
     def active(self) -> "ProjectQuerySet":
         return self.filter(is_active=True)
@@ -108,7 +121,17 @@ class Project(models.Model):
     def start_connection_check(self) -> None:
         self.connection_status = ConnectionStatus.CHECKING
         self.connection_detail = ""
-        self.save(update_fields=["connection_status", "connection_detail", "updated_at"])
+        # While checking, connection_checked_at holds the start, so a check whose task was
+        # lost (broker restart, worker killed) can be seen to be over.
+        self.connection_checked_at = timezone.now()
+        self.save(
+            update_fields=[
+                "connection_status",
+                "connection_detail",
+                "connection_checked_at",
+                "updated_at",
+            ]
+        )
 
     def record_connection_check(self, status: ConnectionStatus, detail: str = "") -> None:
         self.connection_status = status
@@ -125,7 +148,30 @@ class Project(models.Model):
 
     @property
     def is_checking_connection(self) -> bool:
-        return self.connection_status == ConnectionStatus.CHECKING
+        return self.connection_status == ConnectionStatus.CHECKING and not self._is_check_overdue()
+
+    @property
+    def is_connection_check_unfinished(self) -> bool:
+        """A check was started and recorded no outcome within its time limit."""
+        if self.connection_status == ConnectionStatus.CHECKING:
+            return self._is_check_overdue()
+        # end_stale_connection_checks stores "unchecked" with its reason; a project never
+        # checked has no detail.
+        return self.connection_status == ConnectionStatus.UNCHECKED and bool(self.connection_detail)
+
+    @property
+    def connection_status_label(self) -> str:
+        if self.is_connection_check_unfinished:
+            return "Check did not finish"
+        return self.get_connection_status_display()
+
+    def _is_check_overdue(self) -> bool:
+        # A check with no start time began before start_connection_check stamped one, so
+        # before the restart that brought this code: its task is gone.
+        return (
+            self.connection_checked_at is None
+            or timezone.now() - self.connection_checked_at > connection_check_time_limit()
+        )
 
 
 class Credential(models.Model):

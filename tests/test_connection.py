@@ -1,11 +1,14 @@
-"""The check-connection task against the simulator over real HTTP."""
+"""The check-connection task against the simulator over real HTTP, and its time limit."""
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
-from phone_numbers.models import ConnectionStatus
+from phone_numbers.connection import end_stale_connection_checks
+from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
 from phone_numbers.tasks import check_project_connection
 from tests.conftest import free_port
 
@@ -103,3 +106,88 @@ def test_a_deleted_project_makes_the_task_do_nothing(portal_uses_simulator):
     check_project_connection(987654)
 
     assert portal_uses_simulator.stats()["requests"] == {}
+
+
+def started(project: Project, ago: timedelta) -> Project:
+    project.start_connection_check()
+    Project.objects.filter(pk=project.pk).update(connection_checked_at=timezone.now() - ago)
+    project.refresh_from_db()
+    return project
+
+
+def test_the_time_limit_covers_two_requests_at_the_signalwire_timeouts_and_a_margin():
+    with override_settings(SIGNALWIRE_TIMEOUT=(3.05, 15.0)):
+        assert connection_check_time_limit() == timedelta(seconds=2 * 18.05 + 30)
+    with override_settings(SIGNALWIRE_TIMEOUT=(1.0, 2.0)):
+        assert connection_check_time_limit() == timedelta(seconds=2 * 3 + 30)
+
+
+def test_starting_a_check_records_when_it_started(make_project):
+    project = make_project()
+    before = timezone.now()
+
+    project.start_connection_check()
+    project.refresh_from_db()
+
+    assert project.connection_status == ConnectionStatus.CHECKING
+    assert before <= project.connection_checked_at <= timezone.now()
+    assert project.is_checking_connection
+    assert not project.is_connection_check_unfinished
+
+
+def test_a_check_is_over_once_its_time_limit_has_passed(make_project):
+    limit = connection_check_time_limit()
+
+    inside = started(make_project(), limit - timedelta(seconds=2))
+    past = started(make_project(), limit + timedelta(seconds=2))
+
+    assert inside.is_checking_connection and not inside.is_connection_check_unfinished
+    assert not past.is_checking_connection and past.is_connection_check_unfinished
+    assert past.connection_status_label == "Check did not finish"
+
+
+def test_stale_checks_are_stored_as_not_finished_and_others_are_left_alone(make_project):
+    limit = connection_check_time_limit()
+    stale = started(make_project(), limit + timedelta(seconds=2))
+    fresh = started(make_project(), timedelta(seconds=1))
+    started_by_old_code = make_project(connection_status=ConnectionStatus.CHECKING)
+    finished = make_project()
+    finished.record_connection_check(ConnectionStatus.OK)
+
+    assert end_stale_connection_checks() == 2
+
+    for project in (stale, fresh, started_by_old_code, finished):
+        project.refresh_from_db()
+    assert stale.connection_status == ConnectionStatus.UNCHECKED
+    assert stale.is_connection_check_unfinished
+    assert "No outcome within" in stale.connection_detail
+    assert started_by_old_code.is_connection_check_unfinished
+    assert fresh.connection_status == ConnectionStatus.CHECKING
+    assert fresh.is_checking_connection
+    assert finished.connection_status == ConnectionStatus.OK
+    assert not finished.is_connection_check_unfinished
+    assert end_stale_connection_checks() == 0
+
+
+def test_a_task_that_turns_up_late_still_records_its_outcome(
+    portal_uses_simulator, make_project, sim_project
+):
+    project = project_for(make_project, sim_project, token=sim_project.token)
+    started(project, connection_check_time_limit() + timedelta(seconds=2))
+    end_stale_connection_checks()
+
+    status, detail = status_after_check(project)
+
+    assert (status, detail) == (ConnectionStatus.OK, "")
+    assert not project.is_connection_check_unfinished
+
+
+def test_checking_again_after_an_unfinished_check_polls_again(make_project):
+    project = started(make_project(), timedelta(hours=1))
+    end_stale_connection_checks()
+    project.refresh_from_db()
+
+    project.start_connection_check()
+
+    assert project.is_checking_connection
+    assert not project.is_connection_check_unfinished

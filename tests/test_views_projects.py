@@ -1,12 +1,15 @@
 import logging
 import sys
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
+from phone_numbers.connection import end_stale_connection_checks
 from phone_numbers.models import ConnectionStatus, Credential, Project
 from phone_numbers.tasks import check_project_connection
 
@@ -276,3 +279,76 @@ def test_an_error_report_for_a_failed_save_does_not_contain_the_token(
     assert "storage broke" in report.get_traceback_text()
     assert CANARY not in report.get_traceback_text()
     assert CANARY not in report.get_traceback_html()
+
+
+def a_check_started(project: Project, seconds_ago: float) -> None:
+    project.start_connection_check()
+    Project.objects.filter(pk=project.pk).update(
+        connection_checked_at=timezone.now() - timedelta(seconds=seconds_ago)
+    )
+
+
+def test_a_check_whose_task_was_lost_stops_polling_and_asks_to_check_again(
+    client, admin_user, make_project
+):
+    project = make_project()
+    a_check_started(project, seconds_ago=3600)
+    client.force_login(admin_user)
+
+    response = client.get(reverse("phone_numbers:project_detail", args=[project.pk]), headers=HTMX)
+
+    assertTemplateUsed(response, "phone_numbers/partials/project_connection.html")
+    assertContains(response, "did not finish")
+    assertContains(response, "Check again")
+    assertNotContains(response, "hx-trigger")
+    assertNotContains(response, "Checking")
+    assertNotContains(response, " disabled")
+
+
+def test_a_check_started_a_moment_ago_still_polls(client, support_user, make_project):
+    project = make_project()
+    a_check_started(project, seconds_ago=1)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:project_detail", args=[project.pk]), headers=HTMX)
+
+    assertContains(response, 'hx-trigger="every 1s"')
+    assertContains(response, "Checking")
+    assertNotContains(response, "did not finish")
+
+
+def test_support_staff_are_asked_to_get_an_admin_to_check_again(client, support_user, make_project):
+    project = make_project()
+    a_check_started(project, seconds_ago=3600)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:project_detail", args=[project.pk]))
+
+    assertContains(response, "Ask an admin to check again")
+    assertNotContains(response, "hx-trigger")
+
+
+def test_project_list_shows_a_lost_check_as_not_finished(client, support_user, make_project):
+    a_check_started(make_project(), seconds_ago=3600)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:project_list"))
+
+    assertContains(response, "Check did not finish")
+    assertNotContains(response, "Checking…")
+
+
+def test_a_lost_check_stored_as_not_finished_shows_the_same_advice(
+    client, support_user, make_project
+):
+    project = make_project()
+    a_check_started(project, seconds_ago=3600)
+    end_stale_connection_checks()
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:project_detail", args=[project.pk]), headers=HTMX)
+
+    assertContains(response, "Check did not finish")
+    assertContains(response, "Ask an admin to check again")
+    assertContains(response, "No outcome within")
+    assertNotContains(response, "hx-trigger")
