@@ -35,3 +35,4 @@ def import_phone_number(number_import_pk: int) -> None:
 @shared_task
 def recover_stuck_imports() -> None:
     importing.recover_stuck_imports()
+    connection.end_stale_connection_checks()

@@ -620,12 +620,15 @@ def test_a_busy_space_books_only_the_slots_it_sends_in(start, sent, settings, no
     job = start([f"+1415555{index:04d}" for index in range(16)])
     fake = FakeSignalWire()
 
+    started = time.monotonic()
     for row in job.numbers.select_related("job", "project"):
         importing.import_number(row, client=fake)
+    elapsed = time.monotonic() - started
 
     interval = 1 / (2 * SPACING_MARGIN)
     assert booked_ahead(job.project.space_host) <= 2 + interval + 0.1
-    assert len(fake.posted) == int(2 / interval) + 1  # one for each slot within 2 s
+    # One for each slot within 2 s of the first, and the few the loop's own time freed.
+    assert int(2 / interval) + 1 <= len(fake.posted) <= int((2 + elapsed) / interval) + 1
     handed_back = job.numbers.filter(status=ImportStatus.PENDING)
     assert handed_back.count() == 16 - len(fake.posted)
     assert set(handed_back.values_list("attempts", flat=True)) == {0}
