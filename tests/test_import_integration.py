@@ -184,3 +184,44 @@ def test_the_per_space_rate_limit_holds_across_workers(
     assert counts["imported"] == 90
     assert stats["peak_rate"][sim_project.project_id] <= rate
     assert "429" not in stats["statuses"]
+
+
+def sending_rate(job: ImportJob) -> float:
+    """Numbers imported per second, from the first to the last, as the rows record it."""
+    times = sorted(job.numbers.values_list("imported_at", flat=True))
+    return (len(times) - 1) / (times[-1] - times[0]).total_seconds()
+
+
+def test_a_space_limit_below_the_worker_threads_keeps_sending_at_the_limit(
+    start_celery_worker, worker_env, simulator, sim_project, project, admin_user
+):
+    # 16 threads against 6 requests a second: most threads find the Space's next 2 s booked.
+    # Before issue 13 each of them booked a slot it never used, and sending stopped.
+    rate = 6
+    simulator.configure(rate_limit=rate)
+    start_celery_worker(env=worker_env | {"PORTAL_RATE_LIMIT_PER_SPACE": str(rate)}, concurrency=16)
+
+    job = start_job(project, admin_user, 40)
+    counts = wait_for(job, 30, finished)
+
+    assert counts["imported"] == 40
+    assert sending_rate(job) >= 0.9 * rate
+    assert simulator.stats()["peak_rate"][sim_project.project_id] <= rate
+
+
+def test_a_resumed_job_sends_again_within_a_second(
+    start_celery_worker, worker_env, project, admin_user
+):
+    start_celery_worker(env=worker_env | {"PORTAL_RATE_LIMIT_PER_SPACE": "10"}, concurrency=4)
+    job = start_job(project, admin_user, 60)
+    wait_for(job, 30, lambda counts: counts["imported"] >= 5)
+    job.pause("Paused by an admin.")
+    # The tasks already queued arrive during the pause, and end without sending.
+    time.sleep(3)
+    paused = job.counts()
+
+    importing.resume(job)
+    resumed = wait_for(job, 2, lambda counts: counts["imported"] > paused["imported"] + 2)
+
+    assert paused["submitting"] == 0
+    assert resumed["imported"] > paused["imported"]
