@@ -78,10 +78,10 @@ def portal_environment(args: argparse.Namespace, workdir: Path, redis_url: str, 
         "PORTAL_MAX_ATTEMPTS": "10",
         "PORTAL_RETRY_BASE_SECONDS": "1",
         "PORTAL_RETRY_MAX_SECONDS": "3",
-        # Recovery in seconds. A number is legitimately "submitting" for at most two slot
-        # waits (2 s each) and two requests (1 s connect + 1 s read each): 8 s, so 10 s.
+        # Recovery in seconds: an attempt (slot waits, lookup and POST, 1 s connect + 1 s read
+        # each) ends within 5 s, so a number "submitting" for 10 s lost its worker.
         "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
-        "PORTAL_STUCK_SUBMITTING_SECONDS": "10",
+        "PORTAL_ATTEMPT_SECONDS": "5",
         "PORTAL_REQUEUE_AFTER_SECONDS": "5",
     }
 

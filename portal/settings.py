@@ -359,10 +359,11 @@ PORTAL_RETRY_MAX_SECONDS = env_int("PORTAL_RETRY_MAX_SECONDS", 300)
 PORTAL_ATTEMPT_SECONDS = env_int(
     "PORTAL_ATTEMPT_SECONDS", math.ceil(2 * sum(SIGNALWIRE_TIMEOUT)) + 5
 )
-# Recovery by beat: a number "submitting" longer than an attempt can last, plus time to write
-# its answer, lost its worker (the thread pool ignores Celery's time limits, so they cannot be
-# the bound); a number whose task was sent this long ago and never taken lost its message.
-PORTAL_STUCK_SUBMITTING_SECONDS = PORTAL_ATTEMPT_SECONDS + 30
+# Recovery by beat: a number "submitting" for twice as long as an attempt can last lost its
+# worker (the thread pool ignores Celery's time limits, so they cannot be the bound; a late
+# answer is still recorded); a number whose task was sent this long ago and never taken lost
+# its message.
+PORTAL_STUCK_SUBMITTING_SECONDS = 2 * PORTAL_ATTEMPT_SECONDS
 PORTAL_REQUEUE_AFTER_SECONDS = env_int("PORTAL_REQUEUE_AFTER_SECONDS", 300)
 PORTAL_RECOVERY_INTERVAL_SECONDS = env_int("PORTAL_RECOVERY_INTERVAL_SECONDS", 30)
 for _name in (

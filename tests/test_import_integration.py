@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_job_and_restarted_still_completes_the_job(
     env = worker_env | {
         # Recovery in seconds rather than minutes: beat runs inside the worker.
         "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
-        "PORTAL_STUCK_SUBMITTING_SECONDS": "3",
+        "PORTAL_ATTEMPT_SECONDS": "2",
         "PORTAL_REQUEUE_AFTER_SECONDS": "4",
     }
     worker = start_celery_worker(env=env, concurrency=8, beat=True)
