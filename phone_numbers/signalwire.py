@@ -13,20 +13,26 @@ the caller should do:
 - `SignalWireUnavailable` (429, 5xx, timeout, connection error): retry later, honouring
   `retry_after`; when `may_have_reached_signalwire` is true, look the number up before retrying.
 
+A call may be given a ``deadline`` (a `time.monotonic()` value) that it keeps even against a
+server that answers a byte at a time; see `SignalWireClient`.
+
 The token never appears in an exception, a repr or a log line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import logging
 import math
+import os
 import re
+import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -35,8 +41,12 @@ from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+from urllib3.util.connection import allowed_gai_family, create_connection
 
 logger = logging.getLogger("phone_numbers.signalwire")
 
@@ -332,6 +342,220 @@ def _capabilities_or_none(value: Any) -> Capabilities | None:
 # --------------------------------------------------------------------------------------------
 
 _thread_state = threading.local()
+_OUT_OF_TIME = "the attempt ran out of time"
+
+
+class _Cutoff:
+    """One request's deadline, and the sockets it uses, for the watchdog to cut at that time.
+
+    The watchdog shuts down duplicates of the request's descriptors that it owns, never the
+    request's own: the request's socket timeout also ends at the deadline, so the request may
+    be closing its descriptor at that very moment, and a closed descriptor's number can
+    already belong to another thread's connection (a database's, say).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self._lock = threading.Lock()
+        self._duplicates: list[socket.socket] = []
+        self._has_fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            duplicate = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            self._duplicates.append(duplicate)
+            if self._has_fired:
+                _shut_down(duplicate)
+
+    def fire(self) -> None:
+        with self._lock:
+            self._has_fired = True
+            for duplicate in self._duplicates:
+                _shut_down(duplicate)
+
+    def close(self) -> None:
+        with self._lock:
+            for duplicate in self._duplicates:
+                duplicate.close()
+            self._duplicates.clear()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    # Shutting down (not closing) ends a read or write blocked on the same socket in another
+    # thread at once, TLS included; it fails harmlessly when the peer has already gone.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread for the process that cuts the requests still running at their deadline.
+
+    Socket timeouts bound each read, not a request: a server that sends a byte just before
+    every read timeout holds a request for as long as it likes. Each request with a deadline
+    arms a `_Cutoff` here for its duration; at the deadline this thread shuts its sockets down.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._armed: set[_Cutoff] = set()
+        self._wakes_at = math.inf
+        self._thread: threading.Thread | None = None
+
+    def arm(self, cutoff: _Cutoff) -> None:
+        with self._condition:
+            self._armed.add(cutoff)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="signalwire-deadlines", daemon=True
+                )
+                self._thread.start()
+            # Woken only for an earlier deadline than it sleeps towards: a run of requests
+            # under one deadline (the pages of a list) wakes it once.
+            if cutoff.deadline < self._wakes_at:
+                self._wakes_at = cutoff.deadline
+                self._condition.notify()
+
+    def disarm(self, cutoff: _Cutoff) -> None:
+        with self._condition:
+            self._armed.discard(cutoff)
+
+    def armed_count(self) -> int:
+        with self._condition:
+            return len(self._armed)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                for cutoff in [c for c in self._armed if c.deadline <= now]:
+                    self._armed.discard(cutoff)
+                    cutoff.fire()
+                self._wakes_at = min((c.deadline for c in self._armed), default=math.inf)
+                timeout = None if self._wakes_at == math.inf else self._wakes_at - now
+                self._condition.wait(timeout)
+
+
+_watchdog = _Watchdog()
+# A forked child has none of its parent's threads, and the parent may have forked while the
+# watchdog held its lock: the child starts with a watchdog of its own.
+os.register_at_fork(after_in_child=_watchdog.__init__)
+
+
+@contextlib.contextmanager
+def _deadline_watched(deadline: float | None) -> Iterator[None]:
+    """Let the watchdog cut this thread's request at `deadline` (no-op for None)."""
+    if deadline is None:
+        yield
+        return
+    cutoff = _Cutoff(deadline)
+    _thread_state.cutoff = cutoff
+    _watchdog.arm(cutoff)
+    try:
+        yield
+    finally:
+        _watchdog.disarm(cutoff)
+        _thread_state.cutoff = None
+        cutoff.close()
+
+
+def _current_cutoff() -> _Cutoff | None:
+    return getattr(_thread_state, "cutoff", None)
+
+
+class _DeadlineConnectionMixin:
+    """Keeps a urllib3 connection to the deadline of the request running on its thread.
+
+    Connections are made and reused deep inside urllib3, so the request's `_Cutoff` reaches
+    them through a thread-local: every session, and so every pooled connection, belongs to
+    one thread.
+    """
+
+    def _new_conn(self) -> socket.socket:
+        cutoff = _current_cutoff()
+        if cutoff is None:
+            return super()._new_conn()
+        sock = self._connect_before(cutoff.deadline)
+        # Watched from here on, so the TLS handshake that follows is cut too.
+        cutoff.watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        cutoff = _current_cutoff()
+        if cutoff is not None and self.sock is not None:
+            # Already connected: reused from the pool, or connected just now (then watched
+            # twice, harmlessly).
+            cutoff.watch(self.sock)
+        super().request(*args, **kwargs)
+
+    def _connect_before(self, deadline: float) -> socket.socket:
+        # urllib3 tries the addresses a name resolves to one after another, each with the
+        # whole connect timeout (an unreachable IPv6 address, then IPv4, takes twice as long);
+        # here each try gets at most the time left. Failures map to urllib3's own errors, which
+        # tell `_was_sent` that nothing was sent.
+        try:
+            addresses = socket.getaddrinfo(
+                self._dns_host, self.port, allowed_gai_family(), socket.SOCK_STREAM
+            )
+        except socket.gaierror as exc:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, exc) from exc
+        failure: OSError = OSError("getaddrinfo returned no address")
+        for *_, address in addresses:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                failure = TimeoutError("no time left to connect")
+                break
+            try:
+                return create_connection(
+                    address[:2],
+                    min(self.timeout, left),
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except OSError as exc:
+                failure = exc
+        if isinstance(failure, TimeoutError):
+            raise urllib3.exceptions.ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out."
+            ) from failure
+        raise urllib3.exceptions.NewConnectionError(
+            self,
+            f"Failed to establish a new connection: {failure}",
+        ) from failure
+
+
+class _HTTPConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_DeadlineConnectionMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections keep to the deadline of the request on their thread."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        # requests honours HTTPS_PROXY from the environment; a proxy's pools must keep to the
+        # deadline too. (A SOCKS proxy brings connection classes of its own and is left alone.)
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
 
 
 def _session() -> requests.Session:
@@ -342,7 +566,7 @@ def _session() -> requests.Session:
         # One session serves every project on this thread; a cookie set for one project must
         # never ride along with another project's request.
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        adapter = HTTPAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=32, pool_maxsize=4, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         _thread_state.session = session
@@ -425,6 +649,27 @@ class SignalWireClient:
     ``capabilities[]``), ``"form-repeated"`` (subset as repeated ``capabilities`` keys) or
     ``"json"`` (what SignalWire's newer SDKs send). Every request carries a ``(connect, read)``
     timeout and a User-Agent ``{user_agent}/{version}``.
+
+    The ``(connect, read)`` timeout bounds each connection attempt and each socket read, not a
+    call: a server that trickles a byte at a time, or a list of many pages, can hold a call far
+    longer. Each public method therefore takes ``deadline``, a `time.monotonic()` value at which
+    the caller's attempt ends. What it guarantees:
+
+    - no request starts once it has passed: `SignalWireUnavailable` "the attempt ran out of
+      time before this request to SignalWire started", ``may_have_reached_signalwire=False``;
+    - every connect and read timeout is at most the time left, each address a name resolves
+      to is tried only while time is left, and a watchdog thread shuts down the socket of a
+      request still running at the deadline, whatever phase it is in (TLS handshake, sending,
+      status line, headers, body). That request raises `SignalWireUnavailable` "the attempt
+      ran out of time while connecting to SignalWire" (nothing sent) or "... after the request
+      was sent to SignalWire" (``may_have_reached_signalwire=True``: a POST may have created
+      the number);
+    - so a call returns or raises by the deadline, give or take a few milliseconds.
+
+    What it does not guarantee: that SignalWire stops working on a request it has received
+    (a cut POST may still create the number, so look it up before importing it again); a
+    bound on name resolution, which cannot be interrupted (the resolver's own timeouts apply);
+    or a bound through a SOCKS proxy, where only the socket timeouts apply.
     """
 
     def __init__(
@@ -484,7 +729,12 @@ class SignalWireClient:
     # -- public API ---------------------------------------------------------------------------
 
     def import_number(
-        self, number: str, number_type: str, capabilities: Iterable[str] | None = None
+        self,
+        number: str,
+        number_type: str,
+        capabilities: Iterable[str] | None = None,
+        *,
+        deadline: float | None = None,
     ) -> IncomingPhoneNumber:
         """Import a number the customer owns into this project; returns the new number.
 
@@ -495,6 +745,8 @@ class SignalWireClient:
 
         Raises ValueError for a number type or capability the API does not know (a programming
         error: forms validate these), and `SignalWireError` subclasses for what SignalWire says.
+        With a `deadline` (see the class docstring), a POST cut short by it raises
+        `SignalWireUnavailable` with ``may_have_reached_signalwire=True``: the number may exist.
         """
         if number_type not in NUMBER_TYPES:
             raise ValueError(f"number_type must be one of {', '.join(NUMBER_TYPES)}")
@@ -504,7 +756,7 @@ class SignalWireClient:
             fields["capabilities"] = wanted
         data, headers = self._encode(fields)
         url = self.base_url + self._account_path + "/ImportedPhoneNumbers"
-        response = self._request("POST", url, data=data, headers=headers)
+        response = self._request("POST", url, data=data, headers=headers, deadline=deadline)
         if response.status_code in (200, 201):
             result = self._number_from(response)
             requested = set(wanted or ALL_CAPABILITIES)
@@ -522,12 +774,15 @@ class SignalWireClient:
             return result
         raise self._error_from(response)
 
-    def find_number(self, number: str) -> IncomingPhoneNumber | None:
+    def find_number(
+        self, number: str, *, deadline: float | None = None
+    ) -> IncomingPhoneNumber | None:
         """The project's number equal to `number` (E.164), or None; follows every page.
 
         GET /Accounts/{project}/IncomingPhoneNumbers?PhoneNumber=%2B..., following
         ``next_page_uri``. The filter is documented as a pattern, so the exact match is made
-        here. Implements
+        here. A `deadline` bounds the whole lookup, every page included: no page is asked for
+        once it has passed. Implements
         https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
         """
         query = urlencode({"PhoneNumber": number}, quote_via=quote, safe="")
@@ -540,31 +795,32 @@ class SignalWireClient:
                     may_have_reached_signalwire=False,
                 )
             seen.add(url)
-            page = self._get_page(url)
+            page = self._get_page(url, deadline)
             for item in page.get("incoming_phone_numbers") or []:
                 if isinstance(item, Mapping) and item.get("phone_number") == number:
                     return self._parse_number(item, status=200)
             url = self._next_page_url(page.get("next_page_uri"))
         return None
 
-    def check_credentials(self) -> None:
+    def check_credentials(self, *, deadline: float | None = None) -> None:
         """Return if this token can read the project's numbers; raise what is wrong otherwise.
 
         Makes the cheap Numbers-scope read ``GET /Accounts/{project}/IncomingPhoneNumbers
         ?PageSize=1`` (NOTES.md §5). On 401/403 it asks ``GET /Accounts/{project}`` (which needs
         the Management scope instead): if that succeeds the token is valid but lacks Numbers,
         and the `CredentialsRejected` raised has ``is_numbers_scope_missing=True``. SignalWire
-        answers a missing Partner API only on import, so it cannot be seen here.
+        answers a missing Partner API only on import, so it cannot be seen here. A `deadline`
+        bounds both requests; when it cuts the second, the scope stays undecided (False).
         Implements
         https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
         """
         url = f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?PageSize=1"
-        response = self._request("GET", url)
+        response = self._request("GET", url, deadline=deadline)
         if response.status_code == 200:
             return
         error = self._error_from(response)
         if isinstance(error, CredentialsRejected) and (
-            response.status_code == 403 or self._token_opens_account()
+            response.status_code == 403 or self._token_opens_account(deadline)
         ):
             error.is_numbers_scope_missing = True
             error.message = (
@@ -575,9 +831,9 @@ class SignalWireClient:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _token_opens_account(self) -> bool:
+    def _token_opens_account(self, deadline: float | None) -> bool:
         try:
-            response = self._request("GET", self.base_url + self._account_path)
+            response = self._request("GET", self.base_url + self._account_path, deadline=deadline)
         except SignalWireError:
             return False
         return response.status_code == 200
@@ -622,24 +878,35 @@ class SignalWireClient:
         *,
         data: str | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> requests.Response:
         all_headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         all_headers.update(headers or {})
         logger.debug("SignalWire %s %s", method, url)
         started = time.monotonic()
+        timeout = self.timeout
+        if deadline is not None:
+            left = deadline - started
+            if left <= 0:
+                raise SignalWireUnavailable(
+                    f"{_OUT_OF_TIME} before this request to SignalWire started",
+                    may_have_reached_signalwire=False,
+                )
+            timeout = (min(timeout[0], left), min(timeout[1], left))
         failure: SignalWireUnavailable | None = None
         try:
-            response = _session().request(
-                method,
-                url,
-                data=data,
-                headers=all_headers,
-                auth=(self.project_id, self._token),
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
+            with _deadline_watched(deadline):
+                response = _session().request(
+                    method,
+                    url,
+                    data=data,
+                    headers=all_headers,
+                    auth=(self.project_id, self._token),
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
         except requests.RequestException as exc:
-            failure = self._unavailable_from(exc)
+            failure = self._unavailable_from(exc, deadline)
         # Raised outside the except block on purpose: the requests exception holds the prepared
         # request, Authorization header included, and must not ride along as __context__.
         if failure is not None:
@@ -654,7 +921,9 @@ class SignalWireClient:
         )
         return response
 
-    def _unavailable_from(self, exc: requests.RequestException) -> SignalWireUnavailable:
+    def _unavailable_from(
+        self, exc: requests.RequestException, deadline: float | None
+    ) -> SignalWireUnavailable:
         if isinstance(exc, requests.ConnectTimeout):
             what, sent = "connecting to SignalWire timed out", False
         elif isinstance(exc, requests.Timeout):
@@ -668,11 +937,19 @@ class SignalWireClient:
             )
         else:
             what, sent = "the request to SignalWire failed", True
+        if deadline is not None and time.monotonic() >= deadline:
+            # Cut by the deadline (a socket timeout set to the time left, or the watchdog's
+            # shutdown, which surfaces as a broken connection).
+            what = f"{_OUT_OF_TIME} " + (
+                "after the request was sent to SignalWire"
+                if sent
+                else "while connecting to SignalWire"
+            )
         detail = self._scrub(f"{type(exc).__name__}: {exc}")
         return SignalWireUnavailable(f"{what} ({detail})", may_have_reached_signalwire=sent)
 
-    def _get_page(self, url: str) -> Mapping[str, Any]:
-        response = self._request("GET", url)
+    def _get_page(self, url: str, deadline: float | None) -> Mapping[str, Any]:
+        response = self._request("GET", url, deadline=deadline)
         if response.status_code != 200:
             raise self._error_from(response)
         body = self._json_or_none(response)

@@ -1,10 +1,16 @@
 """SignalWire client against a fake transport (`responses`): method, URL, auth, body, timeout,
-User-Agent and the error raised for every class of answer."""
+User-Agent and the error raised for every class of answer. Deadlines are tested over real
+loopback sockets, against servers that answer a byte at a time."""
 
 import base64
+import ipaddress
 import json
 import logging
+import os
+import socket
+import ssl
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import parse_qsl, urlsplit
@@ -670,3 +676,384 @@ def test_check_credentials_404_for_an_unknown_project_is_request_rejected(rsps, 
         client.check_credentials()
 
     assert info.value.code == "20404"
+
+
+# --- deadlines --------------------------------------------------------------------------------
+
+# Servers below send a byte every TRICKLE_INTERVAL: every socket read returns in time, so only
+# a deadline ends the call. After TRICKLE_SECONDS they send the rest, so that a client that
+# ignored its deadline fails these tests slowly instead of hanging them.
+TRICKLE_INTERVAL = 0.2
+TRICKLE_SECONDS = 4.0
+DEADLINE = 1.0
+# The deadline plus room for a loaded machine; a client that ignored it would take at least
+# TRICKLE_SECONDS.
+CUT_WITHIN = 1.5
+
+
+def http_answer(status_line, body):
+    """A whole HTTP/1.1 answer with a JSON body, and where that body starts."""
+    payload = json.dumps(body).encode()
+    head = (
+        f"HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode()
+    return head + payload, len(head)
+
+
+class TrickleServer:
+    """A loopback server answering every request with `answer`, trickled from `trickle_from`.
+
+    `trickle_from=0` trickles the status line and headers; the start of the body trickles
+    only the body. The first `prompt_answers` requests on a connection get the whole answer
+    at once, and the connection stays open for the next. With `tls`, it speaks HTTPS.
+    `connections` counts the TCP connections it accepted, `request_lines` the requests it read.
+    """
+
+    def __init__(self, answer, trickle_from, tls=None, prompt_answers=0):
+        self.answer = answer
+        self.trickle_from = trickle_from
+        self.tls = tls
+        self.prompt_answers = prompt_answers
+        self.connections = 0
+        self.request_lines = []
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def base_url(self, scheme="http"):
+        return f"{scheme}://127.0.0.1:{self.listener.getsockname()[1]}/api/laml/2010-04-01"
+
+    def close(self):
+        self.stopping.set()
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            for _ in range(self.prompt_answers):
+                self._read_request(conn)
+                conn.sendall(self.answer)
+            self._read_request(conn)
+            conn.sendall(self.answer[: self.trickle_from])
+            stop_trickling = time.monotonic() + TRICKLE_SECONDS
+            position = self.trickle_from
+            while position < len(self.answer) and time.monotonic() < stop_trickling:
+                conn.sendall(self.answer[position : position + 1])
+                position += 1
+                if self.stopping.wait(TRICKLE_INTERVAL):
+                    return
+            conn.sendall(self.answer[position:])
+        except OSError:
+            pass  # the client cut the connection: what these tests want
+        finally:
+            conn.close()
+
+    def _read_request(self, conn):
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the client closed the connection")
+            request += chunk
+        self.request_lines.append(request.split(b"\r\n", 1)[0].decode())
+
+
+@pytest.fixture
+def trickle_server():
+    """`trickle_server(answer, trickle_from, ...) -> TrickleServer`, closed at teardown."""
+    servers = []
+
+    def start(answer, trickle_from, **options):
+        servers.append(TrickleServer(answer, trickle_from, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def loopback_client(base_url):
+    return SignalWireClient(SPACE, PROJECT, TOKEN, base_url=base_url, version="9.9.9")
+
+
+def assert_ran_out_of_time(error, *, started, may_have_reached):
+    assert time.monotonic() - started < CUT_WITHIN
+    assert "ran out of time" in error.message
+    assert error.may_have_reached_signalwire is may_have_reached
+    assert error.__context__ is None
+    assert_no_secret(str(error), repr(error))
+
+
+def test_deadline_cuts_an_import_whose_status_line_and_headers_trickle(trickle_server):
+    answer, _ = http_answer("201 Created", number_body())
+    server = trickle_server(answer, trickle_from=0)
+    client = loopback_client(server.base_url())
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode", deadline=started + DEADLINE)
+
+    # The POST was sent: the number may have been created.
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
+    assert "after the request was sent" in info.value.message
+    assert server.request_lines == [
+        f"POST /api/laml/2010-04-01/Accounts/{PROJECT}/ImportedPhoneNumbers HTTP/1.1"
+    ]
+
+
+def test_deadline_cuts_a_lookup_whose_body_trickles(trickle_server):
+    answer, body_starts = http_answer("200 OK", page([number_body()]))
+    server = trickle_server(answer, trickle_from=body_starts)
+    client = loopback_client(server.base_url())
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.find_number("+14155550100", deadline=started + DEADLINE)
+
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
+
+
+def test_deadline_cuts_a_trickling_answer_on_a_reused_connection(trickle_server):
+    answer, _ = http_answer("200 OK", page([]))
+    server = trickle_server(answer, trickle_from=0, prompt_answers=1)
+    client = loopback_client(server.base_url())
+    client.check_credentials(deadline=time.monotonic() + 30)
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=started + DEADLINE)
+
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
+    assert server.connections == 1
+    assert len(server.request_lines) == 2
+
+
+def self_signed_tls(tmp_path):
+    """A server TLS context for 127.0.0.1, and the path of its certificate (to trust it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context, cert_path
+
+
+@pytest.mark.parametrize("trickled", ["headers", "body"])
+def test_deadline_cuts_a_tls_answer_that_trickles(trickle_server, tmp_path, monkeypatch, trickled):
+    tls, cert_path = self_signed_tls(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_path))
+    answer, body_starts = http_answer("200 OK", page([]))
+    server = trickle_server(answer, 0 if trickled == "headers" else body_starts, tls=tls)
+    client = loopback_client(server.base_url("https"))
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=started + DEADLINE)
+
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
+    assert len(server.request_lines) == 1
+
+
+def test_deadline_holds_through_a_proxy_from_the_environment(trickle_server, monkeypatch):
+    answer, _ = http_answer("200 OK", page([]))
+    proxy = trickle_server(answer, trickle_from=0)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.listener.getsockname()[1]}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    client = loopback_client("http://127.0.0.1:9/api/laml/2010-04-01")
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=started + DEADLINE)
+
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
+    assert proxy.request_lines[0].startswith("GET http://127.0.0.1:9/api/laml/")
+
+
+def test_find_number_ends_at_the_deadline_when_its_pages_take_longer(simulator, sim_client):
+    for last_digits in range(160):
+        sim_client.import_number(f"+1415555{last_digits:04d}", "longcode")
+    # "+1415555" matches all 160 (the filter is a pattern) and none exactly: four pages of 50
+    # at 0.4 s each would take 1.6 s.
+    simulator.configure(latency_min_ms=400, latency_max_ms=400)
+    started = time.monotonic()
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        sim_client.find_number("+1415555", deadline=started + DEADLINE)
+
+    assert time.monotonic() - started < CUT_WITHIN
+    assert "ran out of time" in info.value.message
+
+
+def test_find_number_asks_for_no_page_once_the_deadline_has_passed(rsps, client):
+    next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+
+    def first_page_answered_after_the_deadline(request):
+        time.sleep(0.3)
+        return 200, {}, json.dumps(page([], next_uri))
+
+    rsps.add_callback(responses.GET, LIST_URL, callback=first_page_answered_after_the_deadline)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.find_number("+14155550100", deadline=time.monotonic() + 0.2)
+
+    assert len(rsps.calls) == 1
+    assert "before this request to SignalWire started" in info.value.message
+    assert info.value.may_have_reached_signalwire is False
+
+
+def passed_deadline_calls(client):
+    deadline = time.monotonic() - 0.001
+    return {
+        "import_number": lambda: client.import_number(
+            "+14155550100", "longcode", deadline=deadline
+        ),
+        "find_number": lambda: client.find_number("+14155550100", deadline=deadline),
+        "check_credentials": lambda: client.check_credentials(deadline=deadline),
+    }
+
+
+@pytest.mark.parametrize("method", ["import_number", "find_number", "check_credentials"])
+def test_a_deadline_already_passed_sends_nothing(trickle_server, method):
+    server = trickle_server(http_answer("200 OK", page([]))[0], trickle_from=0)
+    call = passed_deadline_calls(loopback_client(server.base_url()))[method]
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        call()
+
+    assert (
+        info.value.message
+        == "the attempt ran out of time before this request to SignalWire started"
+    )
+    assert info.value.may_have_reached_signalwire is False
+    assert server.connections == 0
+
+
+def test_connecting_gets_only_the_time_left_across_every_address(monkeypatch):
+    # A listener whose accept queue is full drops new connections' SYNs: connecting hangs.
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    address = listener.getsockname()
+    fillers = [socket.socket() for _ in range(4)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(address)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def three_unreachable_addresses(host, port, *args, **kwargs):
+        # As for a name with several addresses, none answering.
+        if host == "localhost":
+            return real_getaddrinfo("127.0.0.1", port, *args, **kwargs) * 3
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", three_unreachable_addresses)
+    client = loopback_client(f"http://localhost:{address[1]}/api/laml/2010-04-01")
+    started = time.monotonic()
+    try:
+        with pytest.raises(SignalWireUnavailable) as info:
+            client.import_number("+14155550100", "longcode", deadline=started + DEADLINE)
+    finally:
+        for sock in [listener, *fillers]:
+            sock.close()
+
+    assert_ran_out_of_time(info.value, started=started, may_have_reached=False)
+    assert "while connecting" in info.value.message
+
+
+def test_timeouts_are_cut_to_the_time_left(rsps, client):
+    rsps.post(IMPORT_URL, json=number_body(), status=201)
+
+    client.import_number("+14155550100", "longcode", deadline=time.monotonic() + 0.5)
+
+    connect, read = rsps.calls[0].request.req_kwargs["timeout"]
+    assert 0 < connect <= 0.5
+    assert 0 < read <= 0.5
+
+
+def test_a_generous_deadline_changes_nothing(simulator, sim_client):
+    deadline = time.monotonic() + 30
+
+    imported = sim_client.import_number("+14155550100", "longcode", ["sms"], deadline=deadline)
+    found = sim_client.find_number("+14155550100", deadline=deadline)
+    sim_client.check_credentials(deadline=deadline)
+
+    assert found == imported
+    assert imported.capabilities.enabled() == ("sms",)
+    assert sim_client.find_number("+14155550199", deadline=deadline) is None
+
+
+def open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_requests_with_deadlines_leave_no_thread_cutoff_or_descriptor_behind(sim_client):
+    # The first call starts the one watchdog thread and opens the pooled connection.
+    sim_client.check_credentials(deadline=time.monotonic() + 30)
+    threads, descriptors = threading.active_count(), open_descriptors()
+
+    for _ in range(30):
+        sim_client.find_number("+14155550100", deadline=time.monotonic() + 30)
+
+    assert threading.active_count() <= threads
+    assert open_descriptors() <= descriptors
+    assert signalwire._watchdog.armed_count() == 0
+    assert [t.name for t in threading.enumerate()].count("signalwire-deadlines") == 1
+
+
+def test_a_forked_child_has_a_watchdog_of_its_own(trickle_server, sim_client):
+    sim_client.check_credentials(deadline=time.monotonic() + 30)  # the parent's watchdog runs
+    server = trickle_server(http_answer("200 OK", page([]))[0], trickle_from=0)
+    client = loopback_client(server.base_url())
+
+    pid = os.fork()
+    if pid == 0:
+        is_cut = False
+        try:
+            started = time.monotonic()
+            client.check_credentials(deadline=started + DEADLINE)
+        except SignalWireUnavailable as error:
+            is_cut = "ran out of time" in error.message and time.monotonic() - started < CUT_WITHIN
+        finally:
+            os._exit(0 if is_cut else 1)
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
