@@ -18,6 +18,10 @@ from django.db import connection
 # way must not put one more than the limit into any one-second window: at 0.96 a request may
 # leave up to 1/0.96 - 1 = 41 ms late.
 SPACING_MARGIN = 0.96
+# A request that would leave later than this after its slot is not sent in it (see
+# importing._wait_for_send_slot): half of that 41 ms, the other half being for the way from
+# the worker to SignalWire.
+LATEST_DEPARTURE = (1 / SPACING_MARGIN - 1) / 2
 
 # The database's clock, in seconds since the epoch, read when the row is updated (after any
 # wait for its lock) rather than when the statement started.

@@ -32,7 +32,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
@@ -485,6 +485,12 @@ class _DeadlineConnectionMixin:
             # Already connected: reused from the pool, or connected just now (then watched
             # twice, harmlessly).
             cutoff.watch(self.sock)
+        pace = getattr(_thread_state, "pace", None)
+        if pace is not None:
+            # Connected, and about to write the request: the moment a rate limiter's wait
+            # belongs to, so that the time a new connection takes cannot make it leave late.
+            _thread_state.pace = None
+            pace()
         super().request(*args, **kwargs)
 
     def _connect_before(self, deadline: float) -> socket.socket:
@@ -666,6 +672,12 @@ class SignalWireClient:
       the number);
     - so a call returns or raises by the deadline, give or take a few milliseconds.
 
+    ``pace``, given to `import_number` or `find_number`, is called once for each request (each
+    page of a list) when its connection is open and the request is about to be written: a
+    rate limiter waits there, so a request cannot leave later than its slot because a new
+    connection took long to open. An exception it raises cancels the request before anything
+    is sent, and reaches the caller as it is.
+
     What it does not guarantee: that SignalWire stops working on a request it has received
     (a cut POST may still create the number, so look it up before importing it again); a
     bound on name resolution, which cannot be interrupted (the resolver's own timeouts apply);
@@ -735,6 +747,7 @@ class SignalWireClient:
         capabilities: Iterable[str] | None = None,
         *,
         deadline: float | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> IncomingPhoneNumber:
         """Import a number the customer owns into this project; returns the new number.
 
@@ -756,7 +769,9 @@ class SignalWireClient:
             fields["capabilities"] = wanted
         data, headers = self._encode(fields)
         url = self.base_url + self._account_path + "/ImportedPhoneNumbers"
-        response = self._request("POST", url, data=data, headers=headers, deadline=deadline)
+        response = self._request(
+            "POST", url, data=data, headers=headers, deadline=deadline, pace=pace
+        )
         if response.status_code in (200, 201):
             result = self._number_from(response)
             requested = set(wanted or ALL_CAPABILITIES)
@@ -775,7 +790,11 @@ class SignalWireClient:
         raise self._error_from(response)
 
     def find_number(
-        self, number: str, *, deadline: float | None = None
+        self,
+        number: str,
+        *,
+        deadline: float | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> IncomingPhoneNumber | None:
         """The project's number equal to `number` (E.164), or None; follows every page.
 
@@ -795,7 +814,7 @@ class SignalWireClient:
                     may_have_reached_signalwire=False,
                 )
             seen.add(url)
-            page = self._get_page(url, deadline)
+            page = self._get_page(url, deadline, pace)
             for item in page.get("incoming_phone_numbers") or []:
                 if isinstance(item, Mapping) and item.get("phone_number") == number:
                     return self._parse_number(item, status=200)
@@ -879,6 +898,7 @@ class SignalWireClient:
         data: str | None = None,
         headers: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        pace: Callable[[], None] | None = None,
     ) -> requests.Response:
         all_headers = {"Accept": "application/json", "User-Agent": self.user_agent}
         all_headers.update(headers or {})
@@ -894,6 +914,7 @@ class SignalWireClient:
                 )
             timeout = (min(timeout[0], left), min(timeout[1], left))
         failure: SignalWireUnavailable | None = None
+        _thread_state.pace = pace
         try:
             with _deadline_watched(deadline):
                 response = _session().request(
@@ -907,6 +928,8 @@ class SignalWireClient:
                 )
         except requests.RequestException as exc:
             failure = self._unavailable_from(exc, deadline)
+        finally:
+            _thread_state.pace = None
         # Raised outside the except block on purpose: the requests exception holds the prepared
         # request, Authorization header included, and must not ride along as __context__.
         if failure is not None:
@@ -948,8 +971,10 @@ class SignalWireClient:
         detail = self._scrub(f"{type(exc).__name__}: {exc}")
         return SignalWireUnavailable(f"{what} ({detail})", may_have_reached_signalwire=sent)
 
-    def _get_page(self, url: str, deadline: float | None) -> Mapping[str, Any]:
-        response = self._request("GET", url, deadline=deadline)
+    def _get_page(
+        self, url: str, deadline: float | None, pace: Callable[[], None] | None = None
+    ) -> Mapping[str, Any]:
+        response = self._request("GET", url, deadline=deadline, pace=pace)
         if response.status_code != 200:
             raise self._error_from(response)
         body = self._json_or_none(response)

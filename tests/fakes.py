@@ -73,15 +73,19 @@ class FakeSignalWire:
         self.calls: list[tuple] = []
 
     def import_number(
-        self, number, number_type, capabilities=None, deadline=None
+        self, number, number_type, capabilities=None, deadline=None, pace=None
     ) -> IncomingPhoneNumber:
+        if pace is not None:
+            pace()  # as the client does, once connected and before the request leaves
         self.calls.append(("import_number", number, number_type, list(capabilities or [])))
         if self.import_errors:
             raise self.import_errors.pop(0)
         self.numbers[number] = incoming_number(number)
         return self.numbers[number]
 
-    def find_number(self, number, deadline=None) -> IncomingPhoneNumber | None:
+    def find_number(self, number, deadline=None, pace=None) -> IncomingPhoneNumber | None:
+        if pace is not None:
+            pace()
         self.calls.append(("find_number", number))
         if self.find_errors:
             raise self.find_errors.pop(0)

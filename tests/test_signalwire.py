@@ -1021,6 +1021,35 @@ def test_a_generous_deadline_changes_nothing(simulator, sim_client):
     assert sim_client.find_number("+14155550199", deadline=deadline) is None
 
 
+def test_pace_runs_once_per_request_when_connected_and_before_it_leaves(simulator, sim_client):
+    # A rate limiter's wait: after the connection is open, so connecting cannot delay the
+    # request past its slot, and before anything of the request is written.
+    seen_before = []
+
+    def pace():
+        seen_before.append(simulator.stats()["requests"].get("import", {}))
+
+    sim_client.import_number("+14155550100", "longcode", ["sms"], pace=pace)
+    sim_client.find_number("+14155550100", pace=pace)
+
+    assert seen_before == [{}, {"201": 1}]
+    assert simulator.stats()["max_in_flight"] == 1
+
+
+def test_an_exception_from_pace_cancels_the_request_before_anything_is_sent(simulator, sim_client):
+    class NoSlot(Exception):
+        pass
+
+    def refuse():
+        raise NoSlot
+
+    with pytest.raises(NoSlot):
+        sim_client.import_number("+14155550100", "longcode", ["sms"], pace=refuse)
+
+    assert "import" not in simulator.stats()["requests"]
+    assert sim_client.import_number("+14155550100", "longcode", ["sms"]).sid  # still usable
+
+
 def open_descriptors():
     return len(os.listdir("/proc/self/fd"))
 

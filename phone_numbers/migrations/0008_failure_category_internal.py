@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('phone_numbers', '0007_queueing_indexes'),
+        ("phone_numbers", "0007_queueing_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='numberimport',
-            name='failure_category',
-            field=models.CharField(blank=True, choices=[('invalid_input', 'Rejected input'), ('duplicate', 'Already in the project'), ('auth', 'Credentials rejected'), ('rate_limited', 'Rate limited'), ('upstream', 'SignalWire error'), ('network', 'Network problem'), ('internal', 'Portal error')], max_length=20),
+            model_name="numberimport",
+            name="failure_category",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("invalid_input", "Rejected input"),
+                    ("duplicate", "Already in the project"),
+                    ("auth", "Credentials rejected"),
+                    ("rate_limited", "Rate limited"),
+                    ("upstream", "SignalWire error"),
+                    ("network", "Network problem"),
+                    ("internal", "Portal error"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
