@@ -31,12 +31,25 @@ Faults (set by flags, or at run time with ``POST /__sim__/config``):
 - a timed-out import is held ``timeout_seconds`` (past the client's read timeout) and then
   answered late with its real 201 if the number was created (``timeout_creates`` is the
   fraction that are), or dropped without an answer if not; a reset closes the connection with
-  an RST after reading the request (``reset_creates`` is the fraction created anyway).
+  an RST after reading the request (``reset_creates`` is the fraction created anyway);
+- ``late_create_seconds`` puts the creation of a timed-out import that creates its number that
+  long after the request arrived, so a lookup made too early does not find it yet (0: at once).
+  Past the hold, the answer is dropped and the number is created later all the same;
+- a project's ``overrides`` replace these fields for its own requests, so one Space of a
+  simulator can be throttled hard while another is not.
 
 Control endpoints (loopback clients only): ``GET/POST /__sim__/config``, ``POST /__sim__/reset``
 (numbers, stats and config back to the start), ``GET /__sim__/stats``, ``GET/POST
 /__sim__/projects``, ``GET /__sim__/exchanges`` (the last requests and answers, Authorization
 redacted).
+
+Besides the counts per endpoint and status, the stats hold what a harness needs to catch an
+engine that misbehaves under load: ``created`` and ``import_posts`` (every import POST that
+names a number, counted on arrival, whatever its answer) per project and number;
+``posts_after_created``, the POSTs for a number the project already held when they arrived;
+``peak_rate``, the most requests of a project in any one-second window; and
+``requests_per_second``, a project's requests received in each whole second since its first
+(at ``first_request_at``, UNIX time), for the sustained rate and the worst second.
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ import contextlib
 import copy
 import dataclasses
 import email.utils
+import functools
 import hmac
 import ipaddress
 import json
@@ -62,7 +76,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,6 +143,8 @@ class SimProject:
     numbers_scope: bool = True
     management_scope: bool = False
     friendly_name: str = ""
+    # `SimConfig` fields that differ for this project's requests, e.g. {"rate_limit": 2}.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         try:
@@ -137,6 +153,9 @@ class SimProject:
             raise ValueError(f"a project id must be a UUID, not {self.project_id!r}") from None
         if not self.token:
             raise ValueError("a project needs a token")
+        # Checked on their own: the fault fractions also add up with those of the simulator's
+        # config, and if they pass 1 there the first faults simply win (see _pick_fault).
+        SimConfig().updated(self.overrides)
 
     @classmethod
     def parse(cls, spec: str) -> SimProject:
@@ -191,6 +210,7 @@ class SimConfig:
     timeout_fraction: float = 0.0
     timeout_seconds: float = 15.0
     timeout_creates: float = 0.5
+    late_create_seconds: float = 0.0
     reset_fraction: float = 0.0
     reset_creates: float = 0.0
     rate_limit: float | None = None
@@ -215,7 +235,7 @@ class SimConfig:
                 raise ValueError(f"{name} must be a number from 0 to 1")
         if sum(getattr(self, name) for name in self._FRACTIONS) > 1 + 1e-9:
             raise ValueError("the fault fractions add up to more than 1")
-        for name in ("latency_min_ms", "latency_max_ms", "timeout_seconds"):
+        for name in ("latency_min_ms", "latency_max_ms", "timeout_seconds", "late_create_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
                 raise ValueError(f"{name} must be a number of 0 or more")
@@ -272,6 +292,17 @@ class _Stats:
             collections.deque
         )
         self.peak_rate: collections.Counter[str] = collections.Counter()
+        self.import_posts: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        self.posts_after_created: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        # Per project: its first request (monotonic and UNIX time) and a count per whole
+        # second since then; a list, so a long run costs one integer a second.
+        self.first_request: dict[str, float] = {}
+        self.first_request_at: dict[str, float] = {}
+        self.per_second: dict[str, list[int]] = collections.defaultdict(list)
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -281,6 +312,19 @@ class _Stats:
         while window and window[0] <= now - 1.0:
             window.popleft()
         self.peak_rate[project_id] = max(self.peak_rate[project_id], len(window))
+        if project_id not in self.first_request:
+            self.first_request[project_id] = now
+            self.first_request_at[project_id] = time.time()
+        second = int(now - self.first_request[project_id])
+        counts = self.per_second[project_id]
+        if len(counts) <= second:
+            counts.extend([0] * (second + 1 - len(counts)))
+        counts[second] += 1
+
+    def saw_import_post(self, project_id: str, number: str) -> None:
+        self.import_posts[project_id][number] += 1
+        if self.created.get(project_id, {}).get(number):
+            self.posts_after_created[project_id][number] += 1
 
     def as_dict(self) -> dict[str, Any]:
         statuses: collections.Counter[str] = collections.Counter()
@@ -292,6 +336,10 @@ class _Stats:
             "created": {pid: dict(counter) for pid, counter in self.created.items()},
             "import_requests": {pid: dict(c) for pid, c in self.import_requests.items()},
             "peak_rate": dict(self.peak_rate),
+            "import_posts": {pid: dict(c) for pid, c in self.import_posts.items()},
+            "posts_after_created": {pid: dict(c) for pid, c in self.posts_after_created.items()},
+            "requests_per_second": {pid: list(c) for pid, c in self.per_second.items()},
+            "first_request_at": dict(self.first_request_at),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
         }
@@ -307,6 +355,9 @@ class _Outcome:
     hold_seconds: float = 0.0
     drop: bool = False
     reset: bool = False
+    # A held import whose number is created at `create_at` (monotonic) by calling `create`.
+    create: Callable[[], _Outcome] | None = None
+    create_at: float = 0.0
 
     @property
     def label(self) -> str:
@@ -387,6 +438,10 @@ class Simulator:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Late creations still to come. A reset or a stop moves to a new generation, and a
+        # creation scheduled in an older one does nothing, even if its timer already fired.
+        self._generation = 0
+        self._timers: set[threading.Timer] = set()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -405,8 +460,9 @@ class Simulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving, release held requests and close every open connection."""
+        """Stop serving, release held requests, close every connection, forget late creations."""
         self._stopping.set()
+        self._forget_late_creations()
         if self._server is not None:
             self._server.shutdown()
             self._server.close_all()
@@ -461,6 +517,7 @@ class Simulator:
             self._stats = _Stats()
             self._exchanges.clear()
             self._random = random.Random(self._seed)  # nosec B311
+        self._forget_late_creations()
 
     def add_project(self, project: SimProject) -> None:
         """Add or replace a project."""
@@ -501,9 +558,14 @@ class Simulator:
         if route is None:
             return "other", None, _error(404, 20404, "The requested resource was not found")
         endpoint, account_sid, number_sid = route
+        fields = _decode_body(headers.get("Content-Type", ""), body) if endpoint == "import" else {}
+        number = (fields or {}).get("number")
+        arrived = time.monotonic()
         with self._lock:
-            config = self.config
-            self._stats.saw_request(account_sid, time.monotonic())
+            config = self._config_for(account_sid)
+            self._stats.saw_request(account_sid, arrived)
+            if endpoint == "import" and isinstance(number, str) and number:
+                self._stats.saw_import_post(account_sid, number)
             low, high = config.latency_min_ms, config.latency_max_ms
             delay = (self._random.uniform(low, high) if high > low else low) / 1000
             limited = self._over_rate_limit(account_sid, config)
@@ -515,12 +577,19 @@ class Simulator:
         if refusal is not None:
             return endpoint, account_sid, refusal
         if endpoint == "import":
-            return endpoint, account_sid, self._import(account_sid, headers, body)
+            return endpoint, account_sid, self._import(account_sid, fields, config, arrived)
         if endpoint == "list":
             return endpoint, account_sid, self._list(account_sid, query)
         if endpoint == "fetch":
             return endpoint, account_sid, self._fetch(account_sid, number_sid or "", path)
         return endpoint, account_sid, self._account(account_sid)
+
+    def _config_for(self, account_sid: str) -> SimConfig:
+        """The config with the project's overrides. Callers hold the lock."""
+        project = self._projects.get(account_sid)
+        if project is None or not project.overrides:
+            return self.config
+        return dataclasses.replace(self.config, **project.overrides)
 
     def _over_rate_limit(self, account_sid: str, config: SimConfig) -> _Outcome | None:
         """429 when this project's last second already holds `rate_limit` requests.
@@ -567,12 +636,12 @@ class Simulator:
             return _unauthorized("API access is blocked for this feature")
         return None
 
-    def _import(self, account_sid: str, headers: Mapping[str, str], body: bytes) -> _Outcome:
-        fields = _decode_body(headers.get("Content-Type", ""), body)
+    def _import(
+        self, account_sid: str, fields: dict[str, Any] | None, config: SimConfig, arrived: float
+    ) -> _Outcome:
         if fields is None:
             return _error(400, 10000, "The request body could not be parsed")
         with self._lock:
-            config = self.config
             draw = self._random.random()
             creates_roll = self._random.random()
         fault = _pick_fault(config, draw)
@@ -598,6 +667,17 @@ class Simulator:
             return _Outcome(reset=True)
         if fault == "timeout" and creates_roll >= config.timeout_creates:
             return _Outcome(hold_seconds=config.timeout_seconds, drop=True)
+        if fault == "timeout" and config.late_create_seconds:
+            with self._lock:
+                generation = self._generation
+            create = functools.partial(
+                self._create, account_sid, number, number_type, capabilities, config, generation
+            )
+            return _Outcome(
+                hold_seconds=config.timeout_seconds,
+                create=create,
+                create_at=arrived + config.late_create_seconds,
+            )
         outcome = self._create(account_sid, number, number_type, capabilities, config)
         if fault == "reset":
             return _Outcome(reset=True)
@@ -612,8 +692,12 @@ class Simulator:
         number_type: str,
         capabilities: list[str],
         config: SimConfig,
+        generation: int | None = None,
     ) -> _Outcome:
         with self._lock:
+            if generation is not None and generation != self._generation:
+                # A late creation from before a reset or a stop: that request is forgotten.
+                return _Outcome(drop=True)
             self._stats.import_requests[account_sid][number] += 1
             existing = self._numbers[account_sid]
             if config.duplicates == "reject" and any(
@@ -745,6 +829,46 @@ class Simulator:
     def hold(self, seconds: float) -> None:
         """Sleep, but wake at once when the simulator stops."""
         self._stopping.wait(seconds)
+
+    def hold_with_late_creation(
+        self, hold_seconds: float, create_at: float, create: Callable[[], _Outcome]
+    ) -> _Outcome:
+        """Hold a timed-out import whose number is created late; return the answer to send.
+
+        Created within the hold, it is answered at the end of the hold with its real answer;
+        created after it, the answer is dropped and a timer creates the number at its time.
+        """
+        hold_until = time.monotonic() + hold_seconds
+        if create_at > hold_until:
+            self._create_later(create_at - time.monotonic(), create)
+            self.hold(hold_seconds)
+            return _Outcome(drop=True)
+        if self._stopping.wait(max(0.0, create_at - time.monotonic())):
+            return _Outcome(drop=True)
+        answer = create()
+        self.hold(max(0.0, hold_until - time.monotonic()))
+        return answer
+
+    def _create_later(self, delay: float, create: Callable[[], _Outcome]) -> None:
+        def fire() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            create()
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._timers.add(timer)
+        timer.start()
+
+    def _forget_late_creations(self) -> None:
+        with self._lock:
+            self._generation += 1
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
 
 
 def _camel(name: str) -> str:
@@ -1044,7 +1168,11 @@ class _Handler(BaseHTTPRequestHandler):
         if outcome.reset:
             self._reset_connection()
             return
-        if outcome.hold_seconds:
+        if outcome.create is not None:
+            outcome = self.server.simulator.hold_with_late_creation(
+                outcome.hold_seconds, outcome.create_at, outcome.create
+            )
+        elif outcome.hold_seconds:
             self.server.simulator.hold(outcome.hold_seconds)
         if outcome.drop:
             self.close_connection = True
@@ -1176,7 +1304,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--projects-file",
         help="JSON list of projects: {project_id, token, space_host, partner_api, "
-        "numbers_scope, management_scope}",
+        "numbers_scope, management_scope, overrides: {config field: value}}",
     )
     parser.add_argument(
         "--demo",
@@ -1205,6 +1333,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_fraction,
         default=0.5,
         help="fraction of timed-out imports that create the number anyway (0.5)",
+    )
+    parser.add_argument(
+        "--late-create-seconds",
+        type=float,
+        default=0.0,
+        help="a timed-out import that creates its number does so this long after the request "
+        "arrived, so an early lookup misses it; past the hold, the answer is dropped and the "
+        "number created later all the same (0: at once)",
     )
     parser.add_argument("--reset-fraction", type=_fraction, default=0.0)
     parser.add_argument(
@@ -1244,6 +1380,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         timeout_fraction=args.timeout_fraction,
         timeout_seconds=args.timeout_seconds,
         timeout_creates=args.timeout_creates,
+        late_create_seconds=args.late_create_seconds,
         reset_fraction=args.reset_fraction,
         reset_creates=args.reset_creates,
         rate_limit=args.rate_limit,

@@ -446,6 +446,176 @@ def test_a_patient_client_gets_the_late_201_of_a_timed_out_import(simulator, sim
     assert simulator.stats()["requests"]["import"] == {"timeout": 1}
 
 
+def listed_numbers(sim, project):
+    body = get(sim, project, "/IncomingPhoneNumbers").json()
+    return [record["phone_number"] for record in body["incoming_phone_numbers"]]
+
+
+def wait_for(condition, seconds=5):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        time.sleep(0.01)
+
+
+def test_a_late_creation_within_the_hold_is_found_only_after_its_time_then_answered_201(
+    simulator, sim_project
+):
+    simulator.configure(
+        timeout_fraction=1, timeout_seconds=1.2, timeout_creates=1, late_create_seconds=0.6
+    )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        started = time.monotonic()
+        answer = pool.submit(post_import, simulator, sim_project, timeout=(1, 5))
+        wait_for(lambda: simulator.stats()["import_posts"])
+
+        early = listed_numbers(simulator, sim_project)
+        time.sleep(max(0.0, started + 0.8 - time.monotonic()))
+        late = listed_numbers(simulator, sim_project)
+        response = answer.result()
+
+    assert early == []
+    assert late == ["+14155550100"]
+    assert response.status_code == 201
+    assert response.json()["phone_number"] == "+14155550100"
+    assert time.monotonic() - started >= 1.2
+    assert created(simulator, sim_project) == {"+14155550100": 1}
+
+
+def test_a_late_creation_past_the_hold_drops_the_answer_and_creates_the_number_later(
+    simulator, sim_project
+):
+    simulator.configure(
+        timeout_fraction=1, timeout_seconds=0.2, timeout_creates=1, late_create_seconds=1.0
+    )
+    started = time.monotonic()
+
+    with pytest.raises(requests.ConnectionError):
+        post_import(simulator, sim_project, timeout=(1, 5))
+    dropped_after = time.monotonic() - started
+    before = listed_numbers(simulator, sim_project)
+    time.sleep(max(0.0, started + 1.2 - time.monotonic()))
+
+    assert dropped_after < 0.9
+    assert before == []
+    assert listed_numbers(simulator, sim_project) == ["+14155550100"]
+    assert created(simulator, sim_project) == {"+14155550100": 1}
+    assert simulator.stats()["requests"]["import"] == {"timeout": 1}
+
+
+@pytest.mark.parametrize("ending", ["reset", "stop"])
+def test_reset_and_stop_forget_late_creations_still_to_come(sim_project, ending):
+    config = SimConfig(
+        timeout_fraction=1, timeout_seconds=0.1, timeout_creates=1, late_create_seconds=0.5
+    )
+    sim = Simulator([sim_project], config).start()
+    try:
+        with pytest.raises(requests.ConnectionError):
+            post_import(sim, sim_project, timeout=(1, 5))
+        getattr(sim, ending)()
+        time.sleep(0.7)
+
+        assert sim.numbers(sim_project.project_id) == []
+        assert not [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    finally:
+        sim.stop()
+
+
+def test_import_posts_count_every_post_naming_a_number_on_arrival_whatever_its_answer(
+    simulator, sim_project
+):
+    number = {"number": "+14155550100"}
+    statuses = []
+
+    def post(**kwargs):
+        try:
+            statuses.append(post_import(simulator, sim_project, **kwargs).status_code)
+        except requests.ConnectionError:
+            statuses.append("no answer")
+
+    simulator.configure(error_500_fraction=1)
+    post(data={**number, "number_type": "longcode"})
+    simulator.configure(error_500_fraction=0)
+    post(data={**number, "number_type": "longcode"}, auth=(sim_project.project_id, "PTwrong"))
+    post(data=number)
+    post(data={"number_type": "longcode"})
+    post(data={**number, "number_type": "longcode"})
+    post(json={**number, "number_type": "longcode"})
+    simulator.configure(error_429_fraction=1)
+    post(data={**number, "number_type": "longcode"})
+    simulator.configure(error_429_fraction=0, reset_fraction=1)
+    post(data={**number, "number_type": "longcode"})
+    # Held for 5 s and counted already: the client gives up after 0.2 s.
+    simulator.configure(reset_fraction=0, timeout_fraction=1, timeout_seconds=5)
+    with pytest.raises(requests.ReadTimeout):
+        post_import(simulator, sim_project, timeout=(1, 0.2))
+
+    stats = requests.get(f"{simulator.url}/__sim__/stats", timeout=5).json()
+
+    assert statuses == [500, 401, 422, 422, 201, 422, 429, "no answer"]
+    assert stats["import_posts"] == {sim_project.project_id: {"+14155550100": 8}}
+    assert stats["posts_after_created"] == {sim_project.project_id: {"+14155550100": 4}}
+
+
+def test_a_post_for_a_number_another_project_holds_is_not_a_post_after_created(
+    simulator, sim_project
+):
+    other = SimProject(str(uuid.uuid4()), "PTother")
+    simulator.add_project(other)
+    post_import(simulator, other)
+
+    post_import(simulator, sim_project)
+
+    stats = simulator.stats()
+    assert stats["posts_after_created"] == {}
+    assert stats["import_posts"] == {
+        other.project_id: {"+14155550100": 1},
+        sim_project.project_id: {"+14155550100": 1},
+    }
+
+
+def test_requests_per_second_counts_every_request_received_in_each_whole_second(
+    simulator, sim_project
+):
+    simulator.configure(rate_limit=2)
+    before = time.time()
+    statuses = [get(simulator, sim_project, "/IncomingPhoneNumbers").status_code for _ in range(3)]
+    time.sleep(2.05)
+    statuses.append(post_import(simulator, sim_project).status_code)
+
+    stats = simulator.stats()
+
+    assert statuses == [200, 200, 429, 201]
+    assert stats["requests_per_second"] == {sim_project.project_id: [3, 0, 1]}
+    assert before <= stats["first_request_at"][sim_project.project_id] <= before + 1
+
+
+def test_a_projects_overrides_apply_to_its_own_requests_only(simulator, sim_project):
+    throttled = SimProject(
+        str(uuid.uuid4()), "PTthrottled", overrides={"rate_limit": 1, "error_500_fraction": 1}
+    )
+    simulator.add_project(throttled)
+
+    throttled_answers = [post_import(simulator, throttled).status_code for _ in range(2)]
+    free_answers = [post_import(simulator, sim_project).status_code for _ in range(2)]
+
+    assert throttled_answers == [500, 429]
+    assert free_answers == [201, 422]
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"no_such_knob": 1}, {"error_500_fraction": 2}, {"late_create_seconds": -1}]
+)
+def test_bad_project_overrides_are_refused(simulator, overrides):
+    payload = {"project_id": str(uuid.uuid4()), "token": "PTx", "overrides": overrides}
+
+    response = requests.post(f"{simulator.url}/__sim__/projects", json=payload, timeout=5)
+
+    assert response.status_code == 400
+    with pytest.raises(ValueError):
+        SimProject(**payload)
+
+
 @pytest.mark.parametrize(("creates", "expected"), [(1.0, {"+14155550100": 1}), (0.0, {})])
 def test_reset_breaks_the_connection_after_the_request(simulator, sim_project, creates, expected):
     simulator.configure(reset_fraction=1, reset_creates=creates)
@@ -578,6 +748,9 @@ def test_control_stats_counts_per_endpoint_status_and_creations(simulator, sim_p
     assert stats["statuses"] == {"201": 1, "422": 1, "200": 1}
     assert stats["created"] == {sim_project.project_id: {"+14155550100": 1}}
     assert stats["peak_rate"] == {sim_project.project_id: 3}
+    assert stats["import_posts"] == {sim_project.project_id: {"+14155550100": 2}}
+    assert stats["posts_after_created"] == {sim_project.project_id: {"+14155550100": 1}}
+    assert stats["requests_per_second"] == {sim_project.project_id: [3]}
 
 
 def test_control_projects_adds_a_project_and_never_shows_tokens(simulator):
@@ -671,7 +844,16 @@ def test_bad_project_specs_are_refused(spec):
 def test_projects_file_and_flags_build_projects_and_config(tmp_path):
     path = tmp_path / "projects.json"
     path.write_text(
-        json.dumps([{"project_id": str(uuid.UUID(int=2)), "token": "PT2", "numbers_scope": False}])
+        json.dumps(
+            [
+                {
+                    "project_id": str(uuid.UUID(int=2)),
+                    "token": "PT2",
+                    "numbers_scope": False,
+                    "overrides": {"rate_limit": 3},
+                }
+            ]
+        )
     )
     args = simulator_module.build_parser().parse_args(
         [
@@ -686,6 +868,8 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
             "none",
             "--rate-limit",
             "20",
+            "--late-create-seconds",
+            "2.5",
         ]
     )
 
@@ -697,10 +881,12 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
         simulator_module.DEMO_PROJECT_ID,
     ]
     assert projects[0].numbers_scope is False
+    assert projects[0].overrides == {"rate_limit": 3}
     assert (config.latency_min_ms, config.latency_max_ms) == (25, 25)
     assert config.error_429_fraction == 0.1
     assert config.retry_after is None
     assert config.rate_limit == 20
+    assert config.late_create_seconds == 2.5
 
 
 def test_modules_import_without_django():
