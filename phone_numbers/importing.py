@@ -425,8 +425,11 @@ def _wait_for_send_slot(number_import: NumberImport, deadline: float) -> None:
         )
     else:
         wait = 0.0
-    number_import.hand_back(wait)
-    _send([number_import.pk], countdown=wait)
+    # Back while a second of the Space's schedule is still booked, so that returning numbers
+    # book its next slots before it runs dry.
+    come_back = max(wait - LONGEST_SLEEP_FOR_SLOT / 2, 0.0)
+    number_import.hand_back(come_back)
+    _send([number_import.pk], countdown=come_back)
     raise _HandedBack
 
 
