@@ -843,7 +843,11 @@ def run_child(
     # the parent can end as a whole, and Ctrl-C reaches the parent only, which then asks the
     # child to clean up.
     started = time.monotonic()
-    child = subprocess.Popen(command, cwd=REPO_DIR, start_new_session=True)
+    # The child configures Django from its own variables: nothing of a caller's (pytest's
+    # memory:// broker, say) may leak into the settings it reads.
+    child = subprocess.Popen(
+        command, cwd=REPO_DIR, env=portal_processes.clean_environment(), start_new_session=True
+    )
     try:
         child.wait(timeout=args.timeout + CHILD_OVERHEAD_SECONDS)
     except subprocess.TimeoutExpired:
