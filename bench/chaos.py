@@ -49,9 +49,9 @@ Checks, one column each (a configuration passes when none says FAIL):
   sample in it saw at least PORTAL_RATE_LIMIT_PER_SPACE rows ready (a second's worth of
   sends). The sustained rate is the mean of requests_per_second over the bound seconds; "n/a"
   when no second was bound. It is a check where the portal's own limit is the only brake
-  (low_limit, slow_attempts, driver, the free Space of two_spaces); elsewhere SignalWire
-  legitimately slows the portal down (429s, a lost worker or broker) and the figure is shown
-  as "info";
+  (low_limit, driver, the free Space of two_spaces); elsewhere SignalWire legitimately slows
+  the portal down (429s, slow answers that hold the worker threads, a lost worker or broker)
+  and the figure is shown as "info";
 - cancelled: no cancelled row's number exists in the simulator;
 - counts: each job's counts() equal its rows, by status, and add up to the numbers submitted;
 - in-sync: every imported row's number exists in the simulator, and every number the simulator
@@ -177,7 +177,10 @@ SCENARIOS = (
         # 20/s: two seconds of sends outnumber the 32 threads, so a Space that stalls when
         # they do not (low_limit's case) does not hide what this configuration is after.
         rate_limit=20,
-        spaces=(Space("slow"),),
+        # Its sustained rate is shown, not checked: requests of 1.55 s on average hold the 32
+        # threads (at most about 20 a second, lookups included), so latency, not the portal's
+        # limit, is the brake.
+        spaces=(Space("slow", is_rate_checked=False),),
         simulator={
             "latency_min_ms": 100,
             "latency_max_ms": 3000,

@@ -345,6 +345,7 @@ def _attempt(number_import: NumberImport, client: SignalWireClient, deadline: fl
     # Every request (a lookup's pages too) waits for its Space's send slot once its
     # connection is open, right before it is written.
     pace = functools.partial(_wait_for_send_slot, number_import, deadline)
+    was_uncertain = number_import.needs_lookup
     try:
         if number_import.needs_lookup:
             existing = client.find_number(number_import.number, deadline=deadline, pace=pace)
@@ -356,6 +357,9 @@ def _attempt(number_import: NumberImport, client: SignalWireClient, deadline: fl
             if ImportJob.objects.filter(pk=number_import.job_id, cancelled_at__isnull=False):
                 number_import.mark_cancelled("not on SignalWire: cancelled")
                 return
+            # Known absent now: if the POST must wait for another attempt, that attempt posts
+            # without looking again (a busy Space would otherwise spend its slots on lookups).
+            number_import.needs_lookup = False
         result = client.import_number(
             number_import.number,
             number_import.number_type,
@@ -368,7 +372,7 @@ def _attempt(number_import: NumberImport, client: SignalWireClient, deadline: fl
     except CredentialsRejected as exc:
         _fail_on_credentials(number_import, exc.message, exc.status, exc.code or "")
     except RequestRejected as exc:
-        if exc.is_duplicate and number_import.needs_lookup:
+        if exc.is_duplicate and was_uncertain:
             # An earlier POST of ours may have created it after all, on a slow SignalWire:
             # look again once that POST must have finished.
             _retry_or_fail(
@@ -462,10 +466,11 @@ def _retry_or_fail(
         return
     delay = retry_delay(number_import.attempts_this_round, retry_after)
     if needs_lookup:
-        # The request that may have created the number can still be running on SignalWire
-        # until the read timeout: a lookup before then could miss it, and the POST after it
-        # would find the number "taken" by ourselves.
-        delay = max(delay, settings.SIGNALWIRE_TIMEOUT[1])
+        # The request that may have created the number can still be running on SignalWire: it
+        # had it for up to the read timeout without answering, and is given as long again. A
+        # lookup before then could miss the number, and the POST after it would find it
+        # "taken" by ourselves, or make it twice.
+        delay = max(delay, 2 * settings.SIGNALWIRE_TIMEOUT[1])
     if number_import.schedule_retry(delay, category, message, code, http_status, needs_lookup):
         _send([number_import.pk], countdown=delay)
 
@@ -508,18 +513,22 @@ def retry_delay(attempt: int, retry_after: float | None) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _refuse_to_send(job: ImportJob) -> None:
-    """Raise ImportRefused, saying why, when nothing of the job may be sent now."""
+def _refuse_to_send(job: ImportJob, *, to_retry: bool) -> None:
+    """Raise ImportRefused, saying why, when nothing of the job may be sent now.
+
+    A cancelled job may still be resumed (its numbers that may be in the Space are looked up
+    before they end), but not retried.
+    """
     project = Project.objects.get(pk=job.project_id)
     if refusal := refusal_for(project):
         raise ImportRefused(refusal)
-    if ImportJob.objects.filter(pk=job.pk, cancelled_at__isnull=False):
+    if to_retry and ImportJob.objects.filter(pk=job.pk, cancelled_at__isnull=False):
         raise ImportRefused("This job was cancelled: import its numbers again in a new job.")
 
 
 def retry_failed(job: ImportJob) -> int:
     """Put the job's failed numbers that a plain retry can mend back in the queue."""
-    _refuse_to_send(job)
+    _refuse_to_send(job, to_retry=True)
     restarted = _restart(job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
     queue_pending(job)
     return restarted
@@ -527,7 +536,7 @@ def retry_failed(job: ImportJob) -> int:
 
 def retry_number(number_import: NumberImport, number_type: str, capabilities: list[str]) -> bool:
     """Retry one failed number, with its number type and capabilities as corrected."""
-    _refuse_to_send(number_import.job)
+    _refuse_to_send(number_import.job, to_retry=True)
     NumberImport.objects.filter(pk=number_import.pk, status=ImportStatus.FAILED).update(
         number_type=number_type, capabilities=capabilities
     )
@@ -552,7 +561,7 @@ def cancel_pending(job: ImportJob) -> int:
 def resume(job: ImportJob) -> None:
     """Resume a paused job: numbers stopped by a refused token, and those whose tasks came
     while it was paused (they ended without sending), go back in the queue at once."""
-    _refuse_to_send(job)
+    _refuse_to_send(job, to_retry=False)
     with transaction.atomic():
         ImportJob.objects.filter(pk=job.pk).update(paused_at=None, pause_reason="")
         job.numbers.filter(status=ImportStatus.PENDING).update(queued_at=None)

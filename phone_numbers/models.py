@@ -679,6 +679,8 @@ class NumberImport(models.Model):
                 status=ImportStatus.PENDING,
                 attempts=models.F("attempts") - 1,
                 attempts_this_round=models.F("attempts_this_round") - 1,
+                # A lookup made in this attempt may have shown the number absent.
+                needs_lookup=self.needs_lookup,
                 next_attempt_at=None
                 if delay_seconds is None
                 else now + timedelta(seconds=delay_seconds),

@@ -13,6 +13,7 @@ from phone_numbers.models import (
     ImportStatus,
     JobStatus,
     NumberImport,
+    RateLimitBucket,
 )
 from phone_numbers.number_input import read_pasted
 from phone_numbers.rate_limit import SPACING_MARGIN, book_send_slot
@@ -869,3 +870,44 @@ def test_the_send_schedule_keeps_the_databases_time_whatever_a_machines_clock_sa
     is_booked, wait = book_send_slot("acme.signalwire.com", 10, max_wait=10)
 
     assert is_booked and wait < 0.5
+
+
+def test_a_cancelled_job_that_is_paused_can_be_resumed_to_settle_its_uncertain_numbers(start, sent):
+    job = start(["+14155550100"])
+    NumberImport.objects.filter(job=job).update(needs_lookup=True)
+    job.pause("Paused by an admin.")
+    importing.cancel_pending(job)
+
+    importing.resume(job)  # the chaos harness's driver found this refused, the job stuck
+
+    importing.import_number(only_row(job), client=FakeSignalWire())
+    assert only_row(job).status == ImportStatus.CANCELLED
+    with pytest.raises(importing.ImportRefused, match="cancelled"):
+        importing.retry_failed(job)
+
+
+def test_a_number_looked_up_and_handed_back_is_not_looked_up_again(start, sent, settings, no_sleep):
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    fake = FakeSignalWire()
+    # The lookup takes the Space's only free slot; the POST's is 3 s away.
+    original = FakeSignalWire.find_number
+
+    def find_then_fill(self, number, deadline=None, pace=None):
+        found = original(self, number, deadline=deadline, pace=pace)
+        for _ in range(2):
+            book_send_slot(row.project.space_host, 1, max_wait=10)
+        return found
+
+    fake.find_number = find_then_fill.__get__(fake)
+    importing.import_number(reload(row), client=fake)
+    assert reload(row).status == ImportStatus.PENDING
+    assert not reload(row).needs_lookup
+    NumberImport.objects.filter(pk=row.pk).update(next_attempt_at=None)
+    RateLimitBucket.objects.all().delete()  # the Space is free again
+
+    importing.import_number(reload(row), client=fake)
+
+    assert [call[0] for call in fake.calls] == ["find_number", "import_number"]
+    assert reload(row).status == ImportStatus.IMPORTED
