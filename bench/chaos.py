@@ -13,8 +13,7 @@ Configurations (--only NAME, repeatable):
   32 worker threads, so most of them wait for the Space.
 - storm_429: half of the imports answered 429 with Retry-After 2, and the simulator's own limit
   at the portal's (a breach comes back as 429 with Retry-After 1).
-- slow_attempts: PORTAL_ATTEMPT_SECONDS=2 and PORTAL_STUCK_SUBMITTING_SECONDS=2 (today's engine
-  reads the second; the new one derives its recovery threshold from the first), latency from
+- slow_attempts: PORTAL_ATTEMPT_SECONDS=2 (the recovery threshold is twice that), latency from
   0.1 to 3 s (a third of the requests outlast an attempt), a read timeout of 4 s and a limit of
   20/s (two seconds of sends outnumber the worker threads, so low_limit's case stays apart);
   10% of imports time out (held 8 s), and half of those create the number 3 s after the
@@ -74,7 +73,6 @@ import json
 import math
 import os
 import random
-import secrets
 import shutil
 import signal
 import subprocess
@@ -87,8 +85,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from cryptography.fernet import Fernet
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))
@@ -189,11 +185,7 @@ SCENARIOS = (
             "timeout_creates": 0.5,
             "late_create_seconds": 3.0,
         },
-        settings={
-            "PORTAL_ATTEMPT_SECONDS": "2",
-            "PORTAL_STUCK_SUBMITTING_SECONDS": "2",
-            "SIGNALWIRE_READ_TIMEOUT_MS": "4000",
-        },
+        settings={"PORTAL_ATTEMPT_SECONDS": "2", "SIGNALWIRE_READ_TIMEOUT_MS": "4000"},
     ),
     Scenario(
         "driver",
@@ -238,35 +230,19 @@ SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 def portal_environment(
     scenario: Scenario, database_url: str, workdir: Path, redis_url: str, sim_url: str
 ) -> dict[str, str]:
-    """The production settings every process of a configuration runs with, tuned for seconds.
-
-    The same as soak.py's, with 32 worker threads, and PORTAL_ATTEMPT_SECONDS for the engine
-    that derives its recovery threshold from it (connect 1 s + read 1 s, plus a margin).
-    """
+    """The bench settings (bench/portal_processes.py) with 32 worker threads, attempts of 3 s
+    (connect 1 s + read 1 s, plus a margin) and the configuration's own."""
     return (
-        portal_processes.clean_environment()
+        portal_processes.portal_environment(
+            database_url=database_url,
+            redis_url=redis_url,
+            sim_url=sim_url,
+            workdir=workdir,
+            threads=WORKERS * THREADS,
+        )
         | {
-            "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": redis_url,
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "PORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-            "PORTAL_VAR_DIR": str(workdir / "var"),
-            "PORTAL_LOG_LEVEL": "WARNING",
-            "SIGNALWIRE_BASE_URL": sim_url,
-            "SIGNALWIRE_CONNECT_TIMEOUT_MS": "1000",
-            "SIGNALWIRE_READ_TIMEOUT_MS": "1000",
             "PORTAL_RATE_LIMIT_PER_SPACE": str(scenario.rate_limit),
-            "PORTAL_JOB_CONCURRENCY": str(WORKERS * THREADS),
-            "PORTAL_MAX_ATTEMPTS": "10",
-            "PORTAL_RETRY_BASE_SECONDS": "1",
-            "PORTAL_RETRY_MAX_SECONDS": "3",
             "PORTAL_ATTEMPT_SECONDS": "3",
-            "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
-            "PORTAL_STUCK_SUBMITTING_SECONDS": "10",
-            "PORTAL_REQUEUE_AFTER_SECONDS": "5",
         }
         | scenario.settings
     )

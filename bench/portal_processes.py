@@ -8,6 +8,7 @@ here is stopped, and the database dropped, when the caller's ExitStack closes.
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
+from cryptography.fernet import Fernet
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_SERVER = "postgres://postgres@127.0.0.1:5432"
@@ -35,6 +37,42 @@ def clean_environment() -> dict[str, str]:
         name: value
         for name, value in os.environ.items()
         if name not in CONFIG_NAMES and not name.startswith(CONFIG_PREFIXES)
+    }
+
+
+def portal_environment(
+    *, database_url: str, redis_url: str, sim_url: str, workdir: Path, threads: int
+) -> dict[str, str]:
+    """What every process of a bench runs with: the production settings, tuned for seconds.
+
+    portal.settings in production mode (DATABASE_URL set, DJANGO_DEBUG off), as a real install
+    runs its workers, so every secret is given here and shared by all processes (a token this
+    process encrypts must decrypt in the workers). `threads` is the workers' threads in all.
+    """
+    return clean_environment() | {
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "PORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        # The beat schedule and collected static files stay out of the checkout's var/.
+        "PORTAL_VAR_DIR": str(workdir / "var"),
+        "PORTAL_LOG_LEVEL": "WARNING",
+        "SIGNALWIRE_BASE_URL": sim_url,
+        "SIGNALWIRE_CONNECT_TIMEOUT_MS": "1000",
+        "SIGNALWIRE_READ_TIMEOUT_MS": "1000",
+        "PORTAL_JOB_CONCURRENCY": str(threads),
+        # Ten attempts with 1-3 s backoff: faults are retried away in seconds.
+        "PORTAL_MAX_ATTEMPTS": "10",
+        "PORTAL_RETRY_BASE_SECONDS": "1",
+        "PORTAL_RETRY_MAX_SECONDS": "3",
+        # Recovery in seconds: an attempt (slot waits, lookup and POST, 1 s connect + 1 s read
+        # each) ends within 5 s, so a number "submitting" for 10 s lost its worker.
+        "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
+        "PORTAL_ATTEMPT_SECONDS": "5",
+        "PORTAL_REQUEUE_AFTER_SECONDS": "5",
     }
 
 

@@ -19,7 +19,6 @@ exceeded PORTAL_RATE_LIMIT_PER_SPACE; and the wall time.
 import argparse
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -27,8 +26,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-
-from cryptography.fernet import Fernet
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_DIR))
@@ -52,38 +49,14 @@ FAULTS = {
 
 
 def portal_environment(args: argparse.Namespace, workdir: Path, redis_url: str, sim_url: str):
-    """What every process of the soak runs with: the production settings, tuned for seconds.
-
-    portal.settings in production mode (DATABASE_URL set, DJANGO_DEBUG off), as a real install
-    runs its workers, so every secret is given here and shared by all processes (a token this
-    process encrypts must decrypt in the workers).
-    """
-    return portal_processes.clean_environment() | {
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "PORTAL_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        # The beat schedule and collected static files stay out of the checkout's var/.
-        "PORTAL_VAR_DIR": str(workdir / "var"),
-        "PORTAL_LOG_LEVEL": "WARNING",
-        "SIGNALWIRE_BASE_URL": sim_url,
-        "SIGNALWIRE_CONNECT_TIMEOUT_MS": "1000",
-        "SIGNALWIRE_READ_TIMEOUT_MS": "1000",
-        "PORTAL_RATE_LIMIT_PER_SPACE": str(args.rate_limit),
-        "PORTAL_JOB_CONCURRENCY": str(WORKERS * THREADS),
-        # Ten attempts with 1-3 s backoff: faults at this rate are retried away in seconds.
-        "PORTAL_MAX_ATTEMPTS": "10",
-        "PORTAL_RETRY_BASE_SECONDS": "1",
-        "PORTAL_RETRY_MAX_SECONDS": "3",
-        # Recovery in seconds: an attempt (slot waits, lookup and POST, 1 s connect + 1 s read
-        # each) ends within 5 s, so a number "submitting" for 10 s lost its worker.
-        "PORTAL_RECOVERY_INTERVAL_SECONDS": "1",
-        "PORTAL_ATTEMPT_SECONDS": "5",
-        "PORTAL_REQUEUE_AFTER_SECONDS": "5",
-    }
+    """The bench settings (bench/portal_processes.py) with the soak's rate limit."""
+    return portal_processes.portal_environment(
+        database_url=args.database_url,
+        redis_url=redis_url,
+        sim_url=sim_url,
+        workdir=workdir,
+        threads=WORKERS * THREADS,
+    ) | {"PORTAL_RATE_LIMIT_PER_SPACE": str(args.rate_limit)}
 
 
 def numbers_text(count: int) -> str:

@@ -414,19 +414,21 @@ def _wait_for_send_slot(number_import: NumberImport, deadline: float) -> None:
     more than the limit in one second. It books another, a few times at most.
     """
     for _ in range(SLOT_TRIES):
-        longest = min(LONGEST_SLEEP_FOR_SLOT, deadline - time.monotonic() - SLOT_BEFORE_DEADLINE)
+        asked = time.monotonic()
+        longest = min(LONGEST_SLEEP_FOR_SLOT, deadline - asked - SLOT_BEFORE_DEADLINE)
         is_booked, wait = book_send_slot(
             number_import.project.space_host, settings.PORTAL_RATE_LIMIT_PER_SPACE, max(longest, 0)
         )
         if not is_booked:
             break
-        slot = time.monotonic() + wait
+        # The slot is `wait` after the database's clock read it, some time between asking
+        # and the answer: never leave before answer + wait, and count lateness from the
+        # earliest the slot can be, so a slow answer from a busy database counts as late too.
         time.sleep(wait)
-        if time.monotonic() - slot <= LATEST_DEPARTURE:
+        late = time.monotonic() - (asked + wait)
+        if late <= LATEST_DEPARTURE:
             return
-        logger.info(
-            "Woke %.0f ms after a send slot; booking another", 1000 * (time.monotonic() - slot)
-        )
+        logger.info("Ready %.0f ms after a send slot; booking another", 1000 * late)
     else:
         wait = 0.0
     # Back while a second of the Space's schedule is still booked, so that returning numbers

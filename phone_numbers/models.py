@@ -119,19 +119,9 @@ class Project(models.Model):
             return self.credentials.create(token=token, token_last4=token[-4:], created_by=by)
 
     def start_connection_check(self) -> None:
-        self.connection_status = ConnectionStatus.CHECKING
-        self.connection_detail = ""
         # While checking, connection_checked_at holds the start, so a check whose task was
         # lost (broker restart, worker killed) can be seen to be over.
-        self.connection_checked_at = timezone.now()
-        self.save(
-            update_fields=[
-                "connection_status",
-                "connection_detail",
-                "connection_checked_at",
-                "updated_at",
-            ]
-        )
+        self.record_connection_check(ConnectionStatus.CHECKING)
 
     def record_connection_check(self, status: ConnectionStatus, detail: str = "") -> None:
         self.connection_status = status
