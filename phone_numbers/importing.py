@@ -9,6 +9,7 @@ timed out.
 import functools
 import hashlib
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ LONGEST_SLEEP_FOR_SLOT = 2.0
 SLOT_BEFORE_DEADLINE = 1.0
 # Slots an attempt books, each missed by waking too late, before it hands its number back.
 SLOT_TRIES = 3
+# A job has at most this many seconds of its Space's sends in flight (see job_window).
+SPACE_SECONDS_IN_FLIGHT = 3
 # SQLite accepts at most 32,766 parameters in one query.
 LOOKUP_CHUNK = 5000
 
@@ -255,7 +258,7 @@ def queue_pending(job: ImportJob) -> int:
         in_flight = job.numbers.filter(
             status__in=UNFINISHED_STATUSES, queued_at__isnull=False
         ).count()
-        free = settings.PORTAL_JOB_CONCURRENCY - in_flight
+        free = job_window() - in_flight
         if free <= 0:
             return 0
         pks = list(
@@ -267,6 +270,20 @@ def queue_pending(job: ImportJob) -> int:
         NumberImport.objects.filter(pk__in=pks).update(queued_at=now)
         transaction.on_commit(lambda: _send(pks))
     return len(pks)
+
+
+def job_window() -> int:
+    """How many numbers of one job may be queued or being sent at once.
+
+    PORTAL_JOB_CONCURRENCY, but never more than its Space can send in SPACE_SECONDS_IN_FLIGHT:
+    the rest would only wait, and a number that finds no send slot soon goes back to the
+    queue and comes again, so a slow Space with many numbers in flight keeps the workers and
+    the database busy with numbers that cannot be sent yet.
+    """
+    return min(
+        settings.PORTAL_JOB_CONCURRENCY,
+        math.ceil(settings.PORTAL_RATE_LIMIT_PER_SPACE * SPACE_SECONDS_IN_FLIGHT),
+    )
 
 
 def _send(pks: list[int], countdown: float | None = None) -> None:
