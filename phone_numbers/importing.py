@@ -18,7 +18,7 @@ from functools import cached_property
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
 from phone_numbers.connection import NoActiveToken, client_for
@@ -485,13 +485,20 @@ def _retry_or_fail(
         return
     delay = retry_delay(number_import.attempts_this_round, retry_after)
     if needs_lookup:
-        # The request that may have created the number can still be running on SignalWire: it
-        # had it for up to the read timeout without answering, and is given as long again. A
-        # lookup before then could miss the number, and the POST after it would find it
-        # "taken" by ourselves, or make it twice.
-        delay = max(delay, 2 * settings.SIGNALWIRE_TIMEOUT[1])
+        delay = max(delay, lookup_wait())
     if number_import.schedule_retry(delay, category, message, code, http_status, needs_lookup):
         _send([number_import.pk], countdown=delay)
+
+
+def lookup_wait() -> float:
+    """Seconds after a request that may have created a number before it is looked up.
+
+    That request can still be running on SignalWire: it had it for up to the read timeout
+    without answering, and is given as long again, and at least as long as an attempt of ours
+    may last. A lookup before then could miss the number, and the POST after it would find it
+    "taken" by ourselves, or make it twice.
+    """
+    return max(2 * settings.SIGNALWIRE_TIMEOUT[1], settings.PORTAL_ATTEMPT_SECONDS)
 
 
 def _wait_as_asked(number_import: NumberImport, exc: SignalWireUnavailable) -> None:
@@ -598,7 +605,12 @@ def _restart(failed: QuerySet) -> int:
     fields = {
         "status": ImportStatus.PENDING,
         "attempts_this_round": 0,
-        "next_attempt_at": None,
+        # One that failed just after a request that may have created it is looked up no
+        # sooner than an automatic retry would be (queueing picks it up once it is due).
+        "next_attempt_at": Case(
+            When(needs_lookup=True, then=F("updated_at") + timedelta(seconds=lookup_wait())),
+            default=None,
+        ),
         "queued_at": None,
         "updated_at": timezone.now(),
     }

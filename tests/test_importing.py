@@ -911,3 +911,24 @@ def test_a_number_looked_up_and_handed_back_is_not_looked_up_again(start, sent, 
 
     assert [call[0] for call in fake.calls] == ["find_number", "import_number"]
     assert reload(row).status == ImportStatus.IMPORTED
+
+
+def test_a_number_retried_right_after_an_uncertain_failure_is_looked_up_no_sooner(
+    start, sent, settings, django_capture_on_commit_callbacks
+):
+    # The chaos harness's driver pressed "retry failed" at once, the lookup missed a number
+    # SignalWire was still creating, and the POST after it made the number twice.
+    settings.PORTAL_MAX_ATTEMPTS = 1
+    row = only_row(start(["+14155550100"]))
+    timeout = SignalWireUnavailable("did not answer in time", may_have_reached_signalwire=True)
+    importing.import_number(row, client=FakeSignalWire(import_errors=[timeout]))
+    assert (reload(row).status, reload(row).needs_lookup) == (ImportStatus.FAILED, True)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        importing.retry_failed(reload(row).job)
+
+    row = reload(row)
+    assert row.status == ImportStatus.PENDING
+    assert row.next_attempt_at >= timezone.now() + timedelta(seconds=importing.lookup_wait() - 1)
+    assert sent == []  # queued once it is due
