@@ -47,8 +47,9 @@ Checks, one column each (a configuration passes when none says FAIL):
   when at least two samples fall in it, the last sample of the run comes after it, and every
   sample in it saw at least PORTAL_RATE_LIMIT_PER_SPACE rows ready (a second's worth of
   sends). The sustained rate is the mean of requests_per_second over the bound seconds; "n/a"
-  when fewer than 5 seconds were bound. It is a check where the portal's own limit is the only brake
-  (low_limit, driver, the free Space of two_spaces); elsewhere SignalWire legitimately slows
+  when fewer than 20 seconds were bound (so the short run checks no sustained rate). It is a
+  check where the portal's own limit is the only brake (low_limit, driver, the free Space of
+  two_spaces); elsewhere SignalWire legitimately slows
   the portal down (429s, slow answers that hold the worker threads, a lost worker or broker)
   and the figure is shown as "info";
 - cancelled: no cancelled row's number exists in the simulator;
@@ -98,7 +99,10 @@ THREADS = 16
 CAPABILITIES = ["sms", "voice", "fax", "mms"]
 SUSTAINED_SHARE = 0.9
 # Fewer seconds in which the limit binds than this say nothing about a sustained rate: "n/a".
-SUSTAINED_SECONDS = 5
+# Sends are spaced at 93% of the limit and counted in whole requests a second, so the 90% bar
+# is 3% away: the short run's 3 to 12 seconds failed it or passed it by chance (4.3, 4.5 and
+# 4.6 of 5 in three runs of the same code), where the full run's 50 gave 4.6 twice.
+SUSTAINED_SECONDS = 20
 SAMPLE_SECONDS = 0.25
 CHECKS = (
     "terminal",
@@ -681,8 +685,6 @@ def check_scenario(
                 f"{'n/a' if rate is None else f'{rate:.1f}/s'}, worst second {worst}"
             )
         elif rate is None or seconds < SUSTAINED_SECONDS:
-            # A few seconds of whole-number counts are not a sustained rate (the short run's
-            # driver binds its limit for about 3).
             cells.set("sustained", None, text)
         else:
             is_ok = rate >= SUSTAINED_SHARE * limit
