@@ -149,17 +149,6 @@ class Scenario:
     kills_and_restarts: bool = False
 
 
-# Faults of soak.py: retried away in seconds with the base settings.
-SOAK_FAULTS = {
-    "error_429_fraction": 0.10,
-    "retry_after": 1,
-    "error_500_fraction": 0.05,
-    "timeout_fraction": 0.05,
-    "timeout_seconds": 2.0,
-    "timeout_creates": 0.5,
-    "reset_fraction": 0.02,
-}
-
 SCENARIOS = (
     Scenario(
         "low_limit",
@@ -213,7 +202,7 @@ SCENARIOS = (
         "kill_restart",
         rate_limit=20,
         spaces=(Space("killed", is_rate_checked=False),),
-        simulator=SOAK_FAULTS,
+        simulator=portal_processes.SOAK_FAULTS,
         kills_and_restarts=True,
     ),
     Scenario(

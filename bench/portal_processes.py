@@ -30,6 +30,19 @@ CONFIG_PREFIXES = ("DJANGO_", "PORTAL_", "SIGNALWIRE_", "CELERY_")
 CONFIG_NAMES = {"DATABASE_URL", "REDIS_URL"}
 READY_SECONDS = 30
 
+# The soak's SignalWire faults (soak.py, and chaos.py's kill_restart): retried away in seconds
+# with the settings of portal_environment.
+SOAK_FAULTS = {
+    "error_429_fraction": 0.10,
+    "retry_after": 1,
+    "error_500_fraction": 0.05,
+    "timeout_fraction": 0.05,
+    # Held past the client's read timeout (1 s in portal_environment), then answered to nobody.
+    "timeout_seconds": 2.0,
+    "timeout_creates": 0.5,
+    "reset_fraction": 0.02,
+}
+
 
 def clean_environment() -> dict[str, str]:
     """os.environ without any variable that configures the portal."""

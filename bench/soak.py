@@ -36,16 +36,6 @@ from phone_numbers.simulator import SimConfig, SimProject, Simulator  # noqa: E4
 
 WORKERS = 2
 THREADS = 8
-FAULTS = {
-    "error_429_fraction": 0.10,
-    "retry_after": 1,
-    "error_500_fraction": 0.05,
-    "timeout_fraction": 0.05,
-    # Held past the client's read timeout (1 s below), then answered to nobody.
-    "timeout_seconds": 2.0,
-    "timeout_creates": 0.5,
-    "reset_fraction": 0.02,
-}
 
 
 def portal_environment(args: argparse.Namespace, workdir: Path, redis_url: str, sim_url: str):
@@ -93,7 +83,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[str]:
         latency_max_ms=80,
         duplicates="allow",
         rate_limit=args.rate_limit,
-        **FAULTS,
+        **portal_processes.SOAK_FAULTS,
     )
     simulator = Simulator([sim_project], config, seed=args.seed).start()
     stack.callback(simulator.stop)
