@@ -932,3 +932,32 @@ def test_a_number_retried_right_after_an_uncertain_failure_is_looked_up_no_soone
     assert row.status == ImportStatus.PENDING
     assert row.next_attempt_at >= timezone.now() + timedelta(seconds=importing.lookup_wait() - 1)
     assert sent == []  # queued once it is due
+
+
+def test_an_attempt_whose_row_was_taken_back_and_claimed_again_leaves_it_alone(start, sent):
+    # Recovery gave the row to another task; the first attempt's late error must not move
+    # the second attempt's claim.
+    row = only_row(start(["+14155550100"]))
+    first = reload(row)
+    assert first.claim()
+    NumberImport.objects.filter(pk=row.pk).update(
+        status=ImportStatus.PENDING, claimed_at=None, next_attempt_at=None
+    )
+    second = reload(row)
+    assert second.claim()
+
+    moved = first.schedule_retry(0, FailureCategory.UPSTREAM, "late 500", "", 500, True)
+
+    assert not moved
+    assert (reload(row).status, reload(row).claimed_at) == ("submitting", second.claimed_at)
+
+
+def test_a_slow_space_gets_no_more_numbers_of_a_job_in_flight_than_it_sends_in_3_s(
+    start, sent, settings
+):
+    settings.PORTAL_JOB_CONCURRENCY = 16
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 2
+
+    start([f"+1415555{index:04d}" for index in range(20)])
+
+    assert len(sent) == 6
