@@ -952,7 +952,9 @@ class SignalWireClient:
         elif isinstance(exc, requests.Timeout):
             what, sent = "SignalWire did not answer in time", True
         elif isinstance(exc, requests.ConnectionError):
-            sent = _was_sent(exc)
+            # Through a proxy, urllib3 calls any break of the proxy's connection "unable to
+            # connect to proxy", also one after the request went out: assume it may have.
+            sent = isinstance(exc, requests.exceptions.ProxyError) or _was_sent(exc)
             what = (
                 "the connection to SignalWire broke after the request was sent"
                 if sent
