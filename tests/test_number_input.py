@@ -2,6 +2,7 @@ import phonenumbers
 import pytest
 from phonenumbers import PhoneNumberFormat
 
+from phone_numbers.forms import ImportForm
 from phone_numbers.number_input import InputError, read_csv, read_number, read_pasted
 
 
@@ -78,6 +79,30 @@ def test_pasted_text_skips_blank_lines_but_keeps_line_numbers():
         (1, "+1 415 555 0100"),
         (4, "(415) 555-0101"),
     ]
+
+
+def test_a_paste_of_50000_lines_is_accepted_and_one_line_more_is_refused_naming_the_limit(
+    make_project,
+):
+    project = make_project()
+
+    def pasted(count: int) -> ImportForm:
+        # Through the form, where the paste limit lives; the preview of 50,000 numbers is slow.
+        return ImportForm(
+            {
+                "project": project.pk,
+                "numbers": "+14155550100\n" * count,
+                "number_type": "longcode",
+                "capabilities": ["sms"],
+            }
+        )
+
+    at_limit, over_limit = pasted(50_000), pasted(50_001)
+
+    assert at_limit.is_valid(), at_limit.errors
+    assert len(at_limit.cleaned_data["lines"]) == 50_000
+    assert not over_limit.is_valid()
+    assert over_limit.errors["numbers"] == ["More than 50,000 lines: split the list into parts."]
 
 
 def test_csv_rows_carry_their_own_type_and_capabilities():

@@ -10,7 +10,7 @@ from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
 from phone_numbers import importing
-from phone_numbers.models import ImportJob, ImportStatus, NumberImport
+from phone_numbers.models import AuditAction, AuditEntry, ImportJob, ImportStatus, NumberImport
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
 
@@ -232,6 +232,27 @@ def started_job(project, user, numbers=("+14155550100", "+14155550101")) -> Impo
     )
 
 
+def test_a_list_sent_again_after_its_import_shows_the_imported_number_and_adds_only_the_new(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    earlier = started_job(project, support_user, numbers=("+14155550100",))
+    importing.import_number(
+        earlier.numbers.select_related("job", "project").get(), client=FakeSignalWire()
+    )
+    # The customer sends the list again, with one number more.
+    again = form_data(project, numbers="+1 415 555 0100\n(415) 555-0101")
+
+    shown = preview(client, again, **HTMX)
+    confirmed = confirm(client, again)
+
+    assertContains(shown, f"Already imported into this project (job {earlier.pk})", count=1)
+    later = ImportJob.objects.exclude(pk=earlier.pk).get()
+    assert confirmed["HX-Redirect"] == later.get_absolute_url()
+    assert list(later.numbers.values_list("number", flat=True)) == ["+14155550101"]
+    assert NumberImport.objects.filter(number="+14155550100").get().status == ImportStatus.IMPORTED
+
+
 def test_job_page_polls_while_running_and_stops_when_finished(client, support_user, project):
     client.force_login(support_user)
     job = started_job(project, support_user)
@@ -300,6 +321,29 @@ def test_nothing_is_retried_or_resumed_into_a_deactivated_project(client, admin_
     assert NumberImport.objects.get(pk=first.pk).status == ImportStatus.FAILED
     job.refresh_from_db()
     assert job.is_paused
+
+
+def test_resuming_a_job_of_a_deactivated_project_leaves_it_paused_and_says_why(
+    client, admin_user, project
+):
+    client.force_login(admin_user)
+    job = started_job(project, admin_user)
+    job.pause("Paused by ada.")
+    project.is_active = False
+    project.save()
+
+    response = client.post(reverse("phone_numbers:job_resume", args=[job.pk]), follow=True)
+
+    assertContains(
+        response,
+        '<li class="message message-error">This project is deactivated: an admin must '
+        "reactivate it before importing.</li>",
+        html=True,
+    )
+    assertNotContains(response, "The job is running again.")
+    job.refresh_from_db()
+    assert (job.is_paused, job.pause_reason) == (True, "Paused by ada.")
+    assert not AuditEntry.objects.filter(action=AuditAction.JOB_RESUMED).exists()
 
 
 def test_admin_pauses_and_resumes_a_job(client, admin_user, project):

@@ -10,6 +10,7 @@ from django.views.debug import ExceptionReporter
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
 from phone_numbers.connection import end_stale_connection_checks
+from phone_numbers.forms import ProjectForm
 from phone_numbers.models import ConnectionStatus, Credential, Project
 from phone_numbers.tasks import check_project_connection
 
@@ -111,6 +112,39 @@ def test_bad_input_keeps_what_was_typed_except_the_token_and_saves_nothing(
     assertContains(response, "call Bob first")
     assertNotContains(response, CANARY)
     assert not Project.objects.exists() and not Credential.objects.exists()
+    assert queued_checks == []
+
+
+def test_a_project_another_admin_saved_after_validation_is_a_form_error_not_a_500(
+    client, admin_user, queued_checks, monkeypatch
+):
+    client.force_login(admin_user)
+    data = project_data()
+    validate = ProjectForm.is_valid
+
+    def validate_then_another_admin_saves(form) -> bool:
+        is_valid = validate(form)
+        # The other admin's create lands after every check of this form, before its save.
+        Project.objects.create(
+            name="Acme (other admin)",
+            space_host=data["space_host"],
+            project_id=data["project_id"],
+            default_country="US",
+        )
+        return is_valid
+
+    monkeypatch.setattr(ProjectForm, "is_valid", validate_then_another_admin_saves)
+
+    response = client.post(reverse("phone_numbers:project_create"), data)
+
+    assert response.status_code == 200
+    assertTemplateUsed(response, "phone_numbers/project_form.html")
+    assertContains(response, "This Space already has this project in the portal.")
+    assert response.context["form"].errors == {
+        "project_id": ["This Space already has this project in the portal."]
+    }
+    assert list(Project.objects.values_list("name", flat=True)) == ["Acme (other admin)"]
+    assert not Credential.objects.exists()
     assert queued_checks == []
 
 
