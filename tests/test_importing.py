@@ -384,6 +384,31 @@ def test_a_failed_connection_needs_no_lookup_and_5xx_backs_off(start, sent):
     assert reload(second).status == ImportStatus.PENDING
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        SignalWireUnavailable("could not connect", may_have_reached_signalwire=False),
+        SignalWireUnavailable("Service Unavailable", status=503, may_have_reached_signalwire=False),
+    ],
+    ids=["connect-error", "503"],
+)
+def test_a_lookup_that_failed_is_made_again_before_the_number_is_posted(start, sent, error):
+    # An earlier POST timed out after creating the number; the lookup meant to find it fails
+    # with an error that by itself says nothing reached SignalWire.
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    fake = FakeSignalWire(find_errors=[error], existing=["+14155550100"])
+    importing.import_number(reload(row), client=fake)
+    assert (reload(row).status, reload(row).needs_lookup) == (ImportStatus.PENDING, True)
+    NumberImport.objects.filter(pk=row.pk).update(next_attempt_at=None)
+
+    importing.import_number(reload(row), client=fake)
+
+    assert [call[0] for call in fake.calls] == ["find_number", "find_number"]
+    assert reload(row).status == ImportStatus.IMPORTED
+    assert fake.posted == []
+
+
 def test_after_the_last_attempt_the_number_fails(start, sent, settings):
     settings.PORTAL_MAX_ATTEMPTS = 2
     row = only_row(start(["+14155550100"]))
@@ -432,6 +457,23 @@ def test_a_busy_space_hands_the_number_back_without_counting_an_attempt(start, s
     assert row.next_attempt_at > timezone.now() + timedelta(seconds=2)
 
 
+def test_a_number_handed_back_by_a_busy_space_gets_a_task_due_when_it_is(start, sent, settings):
+    # Without a task of its own the number would wait for recovery, minutes later.
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1
+    row = only_row(start(["+14155550100"]))
+    for _ in range(4):  # the Space's next 4 s are booked
+        book_send_slot(row.project.space_host, 1, max_wait=10)
+    sent.clear()
+
+    importing.import_number(row, client=FakeSignalWire())
+
+    row = reload(row)
+    [(pk, countdown)] = sent
+    assert pk == row.pk and countdown > 2
+    due_in = (row.next_attempt_at - timezone.now()).total_seconds()
+    assert countdown == pytest.approx(due_in, abs=0.5)  # a task sooner would find it not due
+
+
 # What people do
 
 
@@ -471,6 +513,54 @@ def test_a_failed_number_live_in_another_job_is_not_restarted(start, make_projec
     assert reload(row).status == "failed"
 
 
+@pytest.mark.parametrize("became", [ImportStatus.IMPORTED, ImportStatus.SUBMITTING])
+def test_edit_and_retry_from_a_stale_page_leaves_a_number_no_longer_failed_alone(
+    start, sent, django_capture_on_commit_callbacks, became
+):
+    # The page showed the number failed; meanwhile "retry failed" sent it again, and it was
+    # imported or is being sent right now. Restarting it would post it a second time.
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(status="failed", failure_category="network")
+    on_the_page = reload(row)
+    importing.retry_failed(row.job)
+    if became == ImportStatus.IMPORTED:
+        importing.import_number(reload(row), client=FakeSignalWire())
+    else:
+        assert reload(row).claim()
+    before = reload(row)
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.retry_number(on_the_page, "tollfree", ["sms"]) is False
+
+    row = reload(row)
+    assert (row.status, row.number_type, row.claimed_at) == (became, "longcode", before.claimed_at)
+    assert sent == []
+
+
+def test_retry_failed_leaves_numbers_waiting_as_asked_or_being_sent_alone(
+    start, sent, django_capture_on_commit_callbacks
+):
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    failed, waiting, sending = job.numbers.select_related("job", "project").order_by("pk")
+    NumberImport.objects.filter(pk=failed.pk).update(status="failed", failure_category="network")
+    limited = SignalWireUnavailable("Too Many Requests", status=429, retry_after=60)
+    importing.import_number(waiting, client=FakeSignalWire(import_errors=[limited]))
+    # A retried number keeps its last error on the row while its next attempt is out.
+    NumberImport.objects.filter(pk=sending.pk).update(failure_category="upstream")
+    assert reload(sending).claim()
+    untouched = ["status", "next_attempt_at", "queued_at", "claimed_at", "attempts_this_round"]
+    before = list(job.numbers.exclude(pk=failed.pk).order_by("pk").values(*untouched))
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.retry_failed(job) == 1
+
+    assert reload(failed).status == ImportStatus.PENDING
+    assert list(job.numbers.exclude(pk=failed.pk).order_by("pk").values(*untouched)) == before
+    assert sent == [(failed.pk, None)]
+
+
 def test_cancel_stops_what_was_not_sent(start, sent):
     job = start(["+14155550100", "+14155550101"])
     first, _ = job.numbers.select_related("job", "project").order_by("pk")
@@ -494,6 +584,28 @@ def test_resume_puts_numbers_stopped_by_the_token_back_in_the_queue(start, sent)
 
     assert reload(row).status == ImportStatus.PENDING
     assert not reload(row).job.is_paused
+
+
+def test_a_job_paused_by_a_refused_token_queues_no_more_numbers_until_it_is_resumed(
+    start, sent, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_JOB_CONCURRENCY = 2
+    job = start(["+14155550100", "+14155550101", "+14155550102", "+14155550103"])
+    first, second, third, fourth = job.numbers.order_by("pk")
+    refused = CredentialsRejected("Authentication failed", status=401)
+    monkeypatch.setattr(
+        importing, "client_for", lambda project: FakeSignalWire(import_errors=[refused])
+    )
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_phone_number(first.pk)  # pauses the job, then refills its window
+
+    assert sent == []
+    assert reload(third).queued_at is None and reload(fourth).queued_at is None
+    with django_capture_on_commit_callbacks(execute=True):
+        importing.resume(job)
+    assert sent == [(first.pk, None), (second.pk, None)]
 
 
 # Recovery
@@ -635,6 +747,22 @@ def test_a_busy_space_books_only_the_slots_it_sends_in(start, sent, settings, no
     assert set(handed_back.values_list("attempts", flat=True)) == {0}
 
 
+def test_the_lookup_before_a_post_books_a_send_slot_of_its_own(start, sent, settings, no_sleep):
+    # Lookup and POST are two requests: booking one slot for both would let a Space with
+    # numbers to look up get twice its rate.
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+
+    importing.import_number(reload(row), client=FakeSignalWire())
+
+    interval = 1 / SPACING_MARGIN
+    assert reload(row).status == ImportStatus.IMPORTED
+    # A slot for each request: the first free at once, the second one interval later.
+    assert no_sleep == [pytest.approx(0, abs=0.2), pytest.approx(interval, abs=0.2)]
+    assert booked_ahead(row.project.space_host) > 1.5 * interval
+
+
 def test_an_attempt_has_a_deadline_and_the_stuck_threshold_comes_after_it(start, sent, settings):
     settings.PORTAL_ATTEMPT_SECONDS = 7
     row = only_row(start(["+14155550100"]))
@@ -672,6 +800,45 @@ def test_a_late_answer_for_a_number_recovery_took_back_is_recorded(start, sent):
     assert row.status == ImportStatus.IMPORTED
     assert row.sid == fake.numbers["+14155550100"].sid
     assert "late answer" in row.attempt_log.last().outcome
+
+
+def test_a_late_failure_of_an_attempt_recovery_took_back_leaves_the_row_as_recovery_left_it(
+    start, sent, settings
+):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # the claim just made counts as stuck
+    row = only_row(start(["+14155550100"]))
+    first = reload(row)
+    assert first.claim()
+    assert importing.recover_stuck_imports() == 1  # pending, to be looked up first
+
+    moved = first.mark_failed(FailureCategory.INVALID_INPUT, "Number type is invalid", "", 422)
+
+    row = reload(row)
+    assert not moved
+    assert (row.status, row.needs_lookup, row.failure_category) == ("pending", True, "")
+    assert not row.attempt_log.exists()
+
+
+def test_a_late_failure_cannot_undo_an_import_recorded_meanwhile(start, sent, settings):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # the claim just made counts as stuck
+    row = only_row(start(["+14155550100"]))
+    first = reload(row)
+    assert first.claim()
+    importing.recover_stuck_imports()
+    second = reload(row)
+    assert second.claim()
+    # The first attempt's POST created the number: its late answer is recorded as it comes.
+    assert first.mark_imported("PN-first", "", {}, "imported")
+
+    taken = "Number has already been taken"
+    moved = second.mark_failed(FailureCategory.DUPLICATE, taken, "", 422)
+
+    row = reload(row)
+    assert not moved
+    assert (row.status, row.sid) == (ImportStatus.IMPORTED, "PN-first")
+    # Still live in the project: the number cannot be imported into it a second time.
+    lines = read_pasted("+14155550100")
+    assert importing.preview(row.project, lines, "longcode", ALL).importable == []
 
 
 def test_cancel_looks_up_a_number_an_earlier_request_may_have_imported(start, sent):
@@ -961,3 +1128,10 @@ def test_a_slow_space_gets_no_more_numbers_of_a_job_in_flight_than_it_sends_in_3
     start([f"+1415555{index:04d}" for index in range(20)])
 
     assert len(sent) == 6
+
+
+def test_an_import_task_whose_worker_is_killed_is_delivered_again():
+    # The message is acknowledged when the task ends, and returned to the queue when its
+    # worker process dies; a redelivery is harmless, since import_number claims the row first.
+    assert import_phone_number.acks_late is True
+    assert import_phone_number.reject_on_worker_lost is True
