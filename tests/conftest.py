@@ -1,10 +1,15 @@
 import contextlib
+import fcntl
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +31,67 @@ CONFIG_VARIABLES = {
     "PORTAL_ADMIN_PASSWORD",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
 }
+
+
+MUTANTS_TEMPLATE_DATABASE = "test_portal_mutants"
+
+
+def _is_mutant_run() -> bool:
+    """True in a process that `make mutants` (mutmut) forked to test one mutant."""
+    return os.environ.get("MUTANT_UNDER_TEST", "") not in ("", "stats", "fail", "list_all_tests")
+
+
+def _hold_lock(name: str, *, wait: bool) -> TextIO | None:
+    """The lock file `name`, locked until it is closed (or the process ends), or None."""
+    lock = open(Path(tempfile.gettempdir()) / name, "w")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        lock.close()
+        return None
+    return lock
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix, django_db_blocker
+) -> Iterator[None]:
+    """Under `make mutants`, give each test process a fresh test database of its own.
+
+    mutmut tests each mutant in a forked process, two at a time: sharing the test database's
+    name, they would drop each other's database, and a reused one keeps the planner
+    statistics of earlier runs (ANALYZE writes them outside the test's transaction). So a
+    process takes a free slot and copies that slot's database from a migrated template, in
+    a fraction of the time migrations take.
+    """
+    if not _is_mutant_run():
+        yield
+        return
+    from django.conf import settings
+    from django.db import connection
+
+    for slot in itertools.count():
+        if slot_lock := _hold_lock(f"portal-mutants-db-{slot}.lock", wait=False):
+            break
+    database = f"{MUTANTS_TEMPLATE_DATABASE}_{slot}"
+    test_settings = settings.DATABASES["default"].setdefault("TEST", {})
+    with _hold_lock("portal-mutants-db-template.lock", wait=True), django_db_blocker.unblock():
+        test_settings["NAME"] = MUTANTS_TEMPLATE_DATABASE
+        # Brings the template up to date with the migrations (a no-op once it is).
+        connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=True)
+        connection.close()
+        with connection.creation._nodb_cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}"')
+            cursor.execute(f'CREATE DATABASE "{database}" TEMPLATE "{MUTANTS_TEMPLATE_DATABASE}"')
+    test_settings["NAME"] = database
+    yield
+    slot_lock.close()
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
+    """Keep the database django_db_modify_db_settings copied for a mutant, as it is."""
+    return _is_mutant_run() or request.config.getvalue("reuse_db")
 
 
 @pytest.fixture(autouse=True)
