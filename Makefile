@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 # The browser tests drive Debian's Chromium: Playwright cannot download its own browsers here.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint format check-deploy audit
+.PHONY: run test lint format check-deploy audit mutants
 
 run: $(INSTALLED)
 	$(BIN)/python manage.py runportal
@@ -22,6 +22,13 @@ test: $(INSTALLED) $(CHROMIUM)
 # not check fails the run, so an unreachable service never passes.
 audit: $(INSTALLED)
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+
+# Mutation testing of the import engine, the rate limiter and the SignalWire client against
+# the fast tests (README: Mutation testing). Not part of `make test`: it takes about MINUTES.
+mutants: $(INSTALLED)
+	rm -rf mutants
+	$(BIN)/python scripts/with_test_servers.py $(BIN)/mutmut run
+	$(BIN)/python scripts/mutant_scores.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

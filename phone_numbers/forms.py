@@ -118,10 +118,6 @@ class ProjectForm(forms.ModelForm):
             )
         return cleaned
 
-    def validate_constraints(self) -> None:
-        # clean() reports a duplicate project beside the project ID field instead.
-        pass
-
     @transaction.atomic
     def save(self, by) -> Project:
         project = super().save()
