@@ -47,7 +47,7 @@ def main() -> int:
         score = counts["killed"] / total if total else 1.0
         print(f"{module:32} {total:8} {counts['killed']:7} {counts['survived']:9} {score:7.1%}")
         unexplained += [
-            (module, name, status)
+            (name, status)
             for name, status in sorted(statuses.items())
             if status not in KILLED and name.rsplit(".", 1)[-1] not in explained
         ]
@@ -55,11 +55,13 @@ def main() -> int:
             others = {s: n for s, n in counts.items() if s not in ("killed", "survived")}
             print(f"{'':32} also: {others}")
     total = sum(totals.values())
-    print(f"{'all':32} {total:8} {totals['killed']:7} {totals['survived']:9} "
-          f"{totals['killed'] / total:7.1%}")
+    print(
+        f"{'all':32} {total:8} {totals['killed']:7} {totals['survived']:9} "
+        f"{totals['killed'] / total:7.1%}"
+    )
     if unexplained:
         print(f"\n{len(unexplained)} mutants not killed and not explained in README:")
-        for module, name, status in unexplained:
+        for name, status in unexplained:
             print(f"  {status:10} {name}   (mutmut show {name})")
         return 1
     return 0
