@@ -24,7 +24,8 @@ KILLED = {"killed", "timeout"}
 def explained_in_readme() -> set[str]:
     section = (REPO_DIR / "README.md").read_text().split("## Mutation testing", 1)[-1]
     section = section.split("\n## ", 1)[0]
-    return set(re.findall(r"`(x_\w+__mutmut_\d+)`", section))
+    # Named without the package: `importing.x__send__mutmut_3`.
+    return set(re.findall(r"`(\w+\.x[^`\s]*__mutmut_\d+)`", section))
 
 
 def main() -> int:
@@ -49,7 +50,7 @@ def main() -> int:
         unexplained += [
             (name, status)
             for name, status in sorted(statuses.items())
-            if status not in KILLED and name.rsplit(".", 1)[-1] not in explained
+            if status not in KILLED and name.split(".", 1)[1] not in explained
         ]
         if set(counts) - {"killed", "survived"}:
             others = {s: n for s, n in counts.items() if s not in ("killed", "survived")}

@@ -135,6 +135,15 @@ def test_a_slot_further_than_max_wait_is_not_booked_and_the_wait_for_it_is_retur
     assert book_send_slot(SPACE, 5, max_wait=10) == (True, pytest.approx(5 * spacing, abs=0.02))
 
 
+def test_a_worker_with_no_time_left_to_wait_is_told_the_true_wait_even_under_a_second():
+    # Near its deadline a worker asks with max_wait 0: the answer is when to come back, and
+    # a number handed back that way is due then, not a rounded-up second later.
+    spacing = 1 / (5 * SPACING_MARGIN)
+    book_send_slot(SPACE, 5, max_wait=0)
+
+    assert book_send_slot(SPACE, 5, max_wait=0) == (False, pytest.approx(spacing, abs=0.02))
+
+
 def test_a_slot_exactly_max_wait_away_is_booked(frozen_database_clock):
     spacing = 1 / (5 * SPACING_MARGIN)
     book_send_slot(SPACE, 5, max_wait=0)
