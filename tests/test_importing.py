@@ -119,10 +119,17 @@ def test_a_list_with_nothing_new_is_refused(start, make_project, sent):
 
 
 def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_project, sent):
-    with pytest.raises(importing.ImportRefused, match="no API token"):
+    with pytest.raises(importing.ImportRefused) as no_token:
         start(["+14155550100"], project=make_project(token=None))
-    with pytest.raises(importing.ImportRefused, match="deactivated"):
+    with pytest.raises(importing.ImportRefused) as deactivated:
         start(["+14155550100"], project=make_project(is_active=False, space_host="b.example.com"))
+
+    assert str(no_token.value) == (
+        "This project has no API token: ask an admin to add one on the project page."
+    )
+    assert str(deactivated.value) == (
+        "This project is deactivated: an admin must reactivate it before importing."
+    )
     assert not ImportJob.objects.exists()
 
 
@@ -1067,6 +1074,31 @@ def test_each_finished_number_makes_room_for_the_next_of_its_job(
         assert importing.queue_pending(job) == 1
 
     assert sent == [(third.pk, None)]
+
+
+def test_a_broker_lost_midway_leaves_the_unsent_numbers_to_recovery_and_says_which(
+    start, sent, monkeypatch, caplog
+):
+    other = only_row(start(["+12125550100"]))
+    queued = []
+
+    def broker_lost_after_one(args, countdown=None):
+        if queued:
+            raise ConnectionError("broker gone")
+        queued.append(args[0])
+
+    monkeypatch.setattr(import_phone_number, "apply_async", broker_lost_after_one)
+
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+
+    first, second, third = job.numbers.order_by("pk")
+    assert queued == [first.pk]
+    assert first.queued_at is not None and (second.queued_at, third.queued_at) == (None, None)
+    assert reload(other).queued_at is not None  # another job's task was sent: left alone
+    [record] = [record for record in caplog.records if record.name == importing.__name__]
+    unsent = [second.pk, third.pk]
+    assert record.getMessage() == f"Could not queue number imports {unsent}; recovery will"
+    assert isinstance(record.exc_info[1], ConnectionError)
 
 
 # Issue 13: the engine's promises at the edges
