@@ -101,6 +101,27 @@ def test_confirming_the_same_list_twice_makes_one_job(start, make_project, sent)
     assert NumberImport.objects.count() == 2
 
 
+def test_the_same_list_confirmed_by_someone_else_is_not_taken_for_their_own_repeat(
+    start, make_project, sent, support_user, django_capture_on_commit_callbacks
+):
+    project = make_project()
+    start(["+14155550100"], project=project)
+
+    with (
+        pytest.raises(importing.ImportRefused, match="Nothing to import"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        importing.start_job(
+            project=project,
+            created_by=support_user,
+            source=ImportJob.Source.PASTE,
+            ticket="HD-1",
+            number_type="longcode",
+            capabilities=ALL,
+            lines=read_pasted("+14155550100"),
+        )
+
+
 def test_a_second_list_imports_only_the_numbers_not_already_live(start, make_project, sent):
     project = make_project()
     start(["+14155550100"], project=project)
