@@ -2,6 +2,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -17,9 +18,14 @@ from phone_numbers.models import (
 )
 from phone_numbers.number_input import read_pasted
 from phone_numbers.rate_limit import SPACING_MARGIN, book_send_slot
-from phone_numbers.signalwire import CredentialsRejected, RequestRejected, SignalWireUnavailable
+from phone_numbers.signalwire import (
+    CredentialsRejected,
+    IncomingPhoneNumber,
+    RequestRejected,
+    SignalWireUnavailable,
+)
 from phone_numbers.tasks import import_phone_number
-from tests.fakes import FakeSignalWire, incoming_number
+from tests.fakes import FakeSignalWire, incoming_number, number_body
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +101,27 @@ def test_confirming_the_same_list_twice_makes_one_job(start, make_project, sent)
     assert NumberImport.objects.count() == 2
 
 
+def test_the_same_list_confirmed_by_someone_else_is_not_taken_for_their_own_repeat(
+    start, make_project, sent, support_user, django_capture_on_commit_callbacks
+):
+    project = make_project()
+    start(["+14155550100"], project=project)
+
+    with (
+        pytest.raises(importing.ImportRefused, match="Nothing to import"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        importing.start_job(
+            project=project,
+            created_by=support_user,
+            source=ImportJob.Source.PASTE,
+            ticket="HD-1",
+            number_type="longcode",
+            capabilities=ALL,
+            lines=read_pasted("+14155550100"),
+        )
+
+
 def test_a_second_list_imports_only_the_numbers_not_already_live(start, make_project, sent):
     project = make_project()
     start(["+14155550100"], project=project)
@@ -113,10 +140,17 @@ def test_a_list_with_nothing_new_is_refused(start, make_project, sent):
 
 
 def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_project, sent):
-    with pytest.raises(importing.ImportRefused, match="no API token"):
+    with pytest.raises(importing.ImportRefused) as no_token:
         start(["+14155550100"], project=make_project(token=None))
-    with pytest.raises(importing.ImportRefused, match="deactivated"):
+    with pytest.raises(importing.ImportRefused) as deactivated:
         start(["+14155550100"], project=make_project(is_active=False, space_host="b.example.com"))
+
+    assert str(no_token.value) == (
+        "This project has no API token: ask an admin to add one on the project page."
+    )
+    assert str(deactivated.value) == (
+        "This project is deactivated: an admin must reactivate it before importing."
+    )
     assert not ImportJob.objects.exists()
 
 
@@ -141,6 +175,24 @@ def test_preview_lists_rejected_lines_first(make_project):
     assert [row.line_number for row in rows] == [2, 4, 1, 3]
 
 
+def test_a_searched_number_is_read_in_every_default_country_in_use(make_project):
+    make_project(default_country="US")
+    make_project(name="Acme UK", default_country="GB", space_host="uk.signalwire.com")
+
+    readings = importing.read_in_every_default_country("2079460018")
+
+    assert readings == {
+        "+12079460018": "Assumed United States, the project's default country",
+        "+442079460018": "Assumed United Kingdom, the project's default country",
+    }
+
+
+def test_with_no_project_yet_a_searched_number_is_read_as_in_the_us():
+    assert importing.read_in_every_default_country("415 555 0100") == {
+        "+14155550100": "Assumed United States, the project's default country"
+    }
+
+
 # Importing one number
 
 
@@ -153,6 +205,7 @@ def test_a_number_is_imported_and_signalwires_answer_kept(start, sent):
     row = reload(row)
     assert row.status == ImportStatus.IMPORTED
     assert row.sid == fake.numbers["+14155550100"].sid
+    assert row.friendly_name == "friendly +14155550100"
     assert row.response["phone_number"] == "+14155550100"
     assert row.attempts == 1 and row.imported_at is not None
     assert fake.calls == [("import_number", "+14155550100", "longcode", ["sms", "voice"])]
@@ -283,7 +336,13 @@ def test_a_number_already_in_the_project_fails_as_duplicate(start, sent):
 
     importing.import_number(row, client=FakeSignalWire(import_errors=[taken]))
 
-    assert reload(row).failure_category == FailureCategory.DUPLICATE
+    row = reload(row)
+    assert (row.status, row.failure_category) == (ImportStatus.FAILED, FailureCategory.DUPLICATE)
+    assert (row.error_code, row.error_message, row.http_status) == (
+        "",
+        "Number has already been taken",
+        422,
+    )
 
 
 def test_401_fails_the_number_and_pauses_the_job_so_nothing_more_is_sent(start, sent):
@@ -300,6 +359,46 @@ def test_401_fails_the_number_and_pauses_the_job_so_nothing_more_is_sent(start, 
     assert job.is_paused and "token" in job.pause_reason
     assert fake.posted == ["+14155550100"]
     assert job.status_for(job.counts()) == JobStatus.PAUSED
+
+
+def test_a_refused_token_is_recorded_as_signalwire_answered_and_the_pause_logged(
+    start, sent, caplog
+):
+    row = only_row(start(["+14155550100"]))
+    refused = CredentialsRejected("Authentication failed", status=401)
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[refused]))
+
+    row = reload(row)
+    assert (row.error_message, row.error_code, row.http_status) == (
+        "Authentication failed",
+        "",
+        401,
+    )
+    assert row.job.pause_reason == "SignalWire refused the project's API token."
+    [record] = [record for record in caplog.records if record.name == importing.__name__]
+    assert (record.levelname, record.getMessage()) == (
+        "WARNING",
+        f"Paused job {row.job_id}: SignalWire refused the token of project {row.project_id}",
+    )
+
+
+def test_a_token_that_cannot_be_decrypted_fails_the_number_and_pauses_the_job(
+    start, sent, settings
+):
+    row = only_row(start(["+14155550100"]))
+    settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the token's key is gone
+
+    importing.import_number(reload(row))
+
+    row = reload(row)
+    assert (row.status, row.failure_category) == (ImportStatus.FAILED, FailureCategory.AUTH)
+    assert row.error_message == (
+        "A stored token cannot be decrypted with PORTAL_ENCRYPTION_KEYS: "
+        "was the key it was encrypted with removed?"
+    )
+    assert (row.error_code, row.http_status) == ("", None)
+    assert row.job.is_paused
 
 
 def test_a_project_whose_token_was_removed_pauses_the_job_saying_why(start, make_project, sent):
@@ -332,6 +431,29 @@ def test_429_waits_as_long_as_signalwire_asks(start, sent):
     assert row.attempts_this_round == 0  # waiting as asked is not a failed attempt
     assert "sending resumes at" in row.error_message
     assert row.failure_advice == "Nothing to do: it is tried again by itself."
+
+
+def test_a_429_without_retry_after_backs_off_and_shows_signalwires_answer(start, sent, settings):
+    settings.PORTAL_RETRY_BASE_SECONDS = 2
+    row = only_row(start(["+14155550100"]))
+    limited = SignalWireUnavailable(
+        "Too Many Requests", status=429, may_have_reached_signalwire=False
+    )
+    before = timezone.now()
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[limited]))
+
+    row = reload(row)
+    assert (row.status, row.failure_category, row.attempts_this_round) == (
+        ImportStatus.PENDING,
+        FailureCategory.RATE_LIMITED,
+        0,
+    )
+    assert (row.error_code, row.http_status) == ("", 429)
+    assert row.error_message.startswith("Too Many Requests: SignalWire asked us to wait")
+    # The first backoff: between half and all of PORTAL_RETRY_BASE_SECONDS.
+    assert before + timedelta(seconds=1) <= row.next_attempt_at
+    assert row.next_attempt_at <= timezone.now() + timedelta(seconds=2)
 
 
 def test_a_timeout_makes_the_next_attempt_look_the_number_up_instead_of_posting(start, sent):
@@ -370,6 +492,69 @@ def test_after_a_lookup_that_finds_nothing_the_number_is_posted(start, sent):
     assert not reload(row).needs_lookup
 
 
+def test_a_number_found_by_the_lookup_is_recorded_with_signalwires_answer(start, sent, settings):
+    settings.PORTAL_ATTEMPT_SECONDS = 7
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    deadlines = []
+
+    class RecordingFake(FakeSignalWire):
+        def find_number(self, number, deadline=None, pace=None):
+            deadlines.append(deadline - time.monotonic())
+            return super().find_number(number, pace=pace)
+
+    fake = RecordingFake(existing=["+14155550100"])
+    importing.import_number(reload(row), client=fake)
+
+    row = reload(row)
+    found = fake.numbers["+14155550100"]
+    assert (row.status, row.sid, row.friendly_name) == (
+        ImportStatus.IMPORTED,
+        found.sid,
+        "friendly +14155550100",
+    )
+    assert row.response == found.raw
+    assert [attempt.outcome for attempt in row.attempt_log.all()] == ["found on SignalWire"]
+    assert 6 < deadlines[0] <= 7  # the lookup keeps the attempt's deadline
+
+
+@pytest.mark.parametrize("needs_lookup", [True, False], ids=["found", "posted"])
+def test_a_number_signalwire_gives_no_friendly_name_is_recorded_with_a_blank_one(
+    start, sent, needs_lookup
+):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=needs_lookup)
+    unnamed = IncomingPhoneNumber.from_json(number_body("+14155550100", friendly_name=None))
+
+    class Unnamed(FakeSignalWire):
+        def import_number(self, *args, **kwargs):
+            super().import_number(*args, **kwargs)
+            return unnamed
+
+    fake = Unnamed()
+    if needs_lookup:
+        fake.numbers["+14155550100"] = unnamed
+    importing.import_number(reload(row), client=fake)
+
+    row = reload(row)
+    assert (row.status, row.sid, row.friendly_name) == (ImportStatus.IMPORTED, unnamed.sid, "")
+
+
+def test_a_rejection_after_a_lookup_that_found_nothing_fails_as_rejected_input(start, sent):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    rejection = RequestRejected("Number type is invalid", status=422, code="10000")
+
+    importing.import_number(reload(row), client=FakeSignalWire(import_errors=[rejection]))
+
+    row = reload(row)
+    assert (row.status, row.failure_category, row.needs_lookup) == (
+        ImportStatus.FAILED,
+        FailureCategory.INVALID_INPUT,
+        False,
+    )
+
+
 def test_a_failed_connection_needs_no_lookup_and_5xx_backs_off(start, sent):
     job = start(["+14155550100", "+14155550101"])
     first, second = job.numbers.select_related("job", "project").order_by("pk")
@@ -382,6 +567,36 @@ def test_a_failed_connection_needs_no_lookup_and_5xx_backs_off(start, sent):
     assert (reload(first).failure_category, reload(first).needs_lookup) == ("network", False)
     assert (reload(second).failure_category, reload(second).needs_lookup) == ("upstream", True)
     assert reload(second).status == ImportStatus.PENDING
+
+
+@pytest.mark.parametrize("code", [None, "50301"])
+def test_a_5xx_is_retried_when_signalwire_asks_and_the_row_shows_its_answer(start, sent, code):
+    row = only_row(start(["+14155550100"]))
+    busy = SignalWireUnavailable(
+        "Service Unavailable",
+        status=503,
+        code=code,
+        retry_after=30,
+        may_have_reached_signalwire=False,
+    )
+    before = timezone.now()
+
+    importing.import_number(row, client=FakeSignalWire(import_errors=[busy]))
+
+    row = reload(row)
+    assert (row.status, row.failure_category, row.needs_lookup) == (
+        ImportStatus.PENDING,
+        FailureCategory.UPSTREAM,
+        False,
+    )
+    assert (row.error_message, row.error_code, row.http_status) == (
+        "Service Unavailable",
+        code or "",
+        503,
+    )
+    assert before + timedelta(seconds=30) <= row.next_attempt_at
+    assert row.next_attempt_at <= timezone.now() + timedelta(seconds=30)
+    assert sent[-1] == (row.pk, 30)
 
 
 @pytest.mark.parametrize(
@@ -421,7 +636,10 @@ def test_after_the_last_attempt_the_number_fails(start, sent, settings):
 
     row = reload(row)
     assert (row.status, row.attempts, row.failure_category) == ("failed", 2, "upstream")
-    assert "a retry checks SignalWire first" in row.error_message
+    assert row.error_message == (
+        "Internal error (it may have been imported: a retry checks SignalWire first)"
+    )
+    assert row.http_status == 500
     assert row.attempt_log.count() == 2
 
 
@@ -503,6 +721,17 @@ def test_edit_and_retry_corrects_the_number_type(start, sent):
     assert (row.status, row.number_type, row.capabilities) == ("pending", "tollfree", ["sms"])
 
 
+def test_edit_and_retry_changes_only_the_number_retried(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.select_related("job", "project").order_by("pk")
+    NumberImport.objects.filter(job=job).update(status="failed", failure_category="invalid_input")
+
+    assert importing.retry_number(first, "tollfree", ["sms"])
+
+    second = reload(second)
+    assert (second.status, second.number_type, second.capabilities) == ("failed", "longcode", ALL)
+
+
 def test_a_failed_number_live_in_another_job_is_not_restarted(start, make_project, sent):
     project = make_project()
     row = only_row(start(["+14155550100"], project=project))
@@ -511,6 +740,19 @@ def test_a_failed_number_live_in_another_job_is_not_restarted(start, make_projec
 
     assert importing.retry_number(row, "longcode", ALL) is False
     assert reload(row).status == "failed"
+
+
+def test_retry_failed_restarts_the_others_when_one_went_live_in_another_job(
+    start, make_project, sent
+):
+    project = make_project()
+    job = start(["+14155550100", "+14155550101", "+14155550102"], project=project)
+    NumberImport.objects.filter(job=job).update(status="failed", failure_category="network")
+    start(["+14155550101"], project=project, number_type="tollfree")
+
+    assert importing.retry_failed(job) == 2
+    statuses = job.numbers.order_by("pk").values_list("status", flat=True)
+    assert list(statuses) == ["pending", "failed", "pending"]
 
 
 @pytest.mark.parametrize("became", [ImportStatus.IMPORTED, ImportStatus.SUBMITTING])
@@ -573,6 +815,64 @@ def test_cancel_stops_what_was_not_sent(start, sent):
     assert job.status_for(counts) == JobStatus.PARTIAL
 
 
+def test_cancel_clears_the_next_try_of_a_number_waiting_to_be_retried(start, sent):
+    row = only_row(start(["+14155550100"]))
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    NumberImport.objects.filter(pk=row.pk).update(
+        failure_category="upstream",
+        next_attempt_at=timezone.now() + timedelta(minutes=5),
+        updated_at=an_hour_ago,
+    )
+
+    assert importing.cancel_pending(row.job) == 1
+
+    row = reload(row)
+    assert (row.status, row.next_attempt_at) == (ImportStatus.CANCELLED, None)
+    assert row.updated_at > an_hour_ago
+
+
+def test_a_cancelled_job_refuses_retries_saying_why_and_other_jobs_still_retry(
+    start, make_project, sent
+):
+    project = make_project()
+    cancelled = only_row(start(["+14155550100"], project=project))
+    other = only_row(start(["+14155550101"], project=project))
+    NumberImport.objects.filter(pk__in=[cancelled.pk, other.pk]).update(
+        status="failed", failure_category="network"
+    )
+    importing.cancel_pending(cancelled.job)
+
+    with pytest.raises(importing.ImportRefused) as refused_all:
+        importing.retry_failed(cancelled.job)
+    with pytest.raises(importing.ImportRefused) as refused_one:
+        importing.retry_number(reload(cancelled), "longcode", ALL)
+
+    refusal = "This job was cancelled: import its numbers again in a new job."
+    assert str(refused_all.value) == str(refused_one.value) == refusal
+    assert reload(cancelled).status == ImportStatus.FAILED
+    assert importing.retry_failed(other.job) == 1
+
+
+def test_a_lookup_that_finds_nothing_cancels_the_number_only_in_a_cancelled_job(
+    start, make_project, sent
+):
+    project = make_project()
+    cancelled = only_row(start(["+14155550100"], project=project))
+    running = only_row(start(["+14155550101"], project=project))
+    NumberImport.objects.filter(pk__in=[cancelled.pk, running.pk]).update(needs_lookup=True)
+    importing.cancel_pending(cancelled.job)
+    fake = FakeSignalWire()
+
+    importing.import_number(reload(cancelled), client=fake)
+    importing.import_number(reload(running), client=fake)
+
+    assert reload(cancelled).status == ImportStatus.CANCELLED
+    outcomes = [attempt.outcome for attempt in reload(cancelled).attempt_log.all()]
+    assert outcomes == ["not on SignalWire: cancelled"]
+    assert reload(running).status == ImportStatus.IMPORTED
+    assert fake.posted == ["+14155550101"]
+
+
 def test_resume_puts_numbers_stopped_by_the_token_back_in_the_queue(start, sent):
     job = start(["+14155550100"])
     row = only_row(job)
@@ -584,6 +884,16 @@ def test_resume_puts_numbers_stopped_by_the_token_back_in_the_queue(start, sent)
 
     assert reload(row).status == ImportStatus.PENDING
     assert not reload(row).job.is_paused
+
+
+def test_resume_clears_the_pause_and_its_reason(start, sent):
+    job = start(["+14155550100"])
+    job.pause("Paused by an admin.")
+
+    importing.resume(job)
+
+    job.refresh_from_db()
+    assert (job.paused_at, job.pause_reason) == (None, "")
 
 
 def test_a_job_paused_by_a_refused_token_queues_no_more_numbers_until_it_is_resumed(
@@ -633,6 +943,64 @@ def test_a_lost_message_is_sent_again(start, sent, django_capture_on_commit_call
     assert sent == [(row.pk, None)]
 
 
+def test_recovery_leaves_numbers_being_sent_just_queued_or_imported_alone(
+    start, sent, django_capture_on_commit_callbacks
+):
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    sending, queued, imported = job.numbers.select_related("job", "project").order_by("pk")
+    assert sending.claim()
+    importing.import_number(imported, client=FakeSignalWire())
+    NumberImport.objects.filter(pk=imported.pk).update(
+        queued_at=timezone.now() - timedelta(hours=1)
+    )
+    before = list(job.numbers.order_by("pk").values())
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.recover_stuck_imports() == 0
+
+    assert list(job.numbers.order_by("pk").values()) == before
+    assert sent == []
+
+
+def test_recovery_resets_stuck_and_lost_numbers_field_by_field_and_logs_how_many(
+    start, sent, settings, django_capture_on_commit_callbacks, caplog
+):
+    settings.PORTAL_MAX_ATTEMPTS = 3
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    exhausted, stuck, lost = job.numbers.order_by("pk")
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    NumberImport.objects.filter(pk__in=[exhausted.pk, stuck.pk]).update(
+        status=ImportStatus.SUBMITTING,
+        claimed_at=an_hour_ago,
+        next_attempt_at=an_hour_ago,
+        error_message="Service Unavailable",
+    )
+    NumberImport.objects.filter(pk=exhausted.pk).update(attempts=3, attempts_this_round=3)
+    NumberImport.objects.filter(job=job).update(queued_at=an_hour_ago, updated_at=an_hour_ago)
+    sent.clear()
+    recovering = timezone.now()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert importing.recover_stuck_imports() == 3
+
+    fields = ["status", "failure_category", "needs_lookup", "next_attempt_at", "error_message"]
+    rows = {row["pk"]: row for row in job.numbers.values("pk", "queued_at", "updated_at", *fields)}
+    assert [rows[pk][name] for pk in (exhausted.pk, stuck.pk, lost.pk) for name in fields] == [
+        *["failed", "internal", True, None],
+        "The worker stopped every time it sent this number (it may have been imported: a "
+        "retry checks SignalWire first).",
+        *["pending", "", True, None],
+        "The worker stopped while sending this number; it is checked and retried.",
+        *["pending", "", False, None, ""],
+    ]
+    assert rows[exhausted.pk]["queued_at"] is None
+    assert sent == [(stuck.pk, None), (lost.pk, None)]
+    assert all(row["updated_at"] >= recovering for row in rows.values())
+    [record] = [record for record in caplog.records if record.name == importing.__name__]
+    assert record.getMessage() == "Recovered 3 stuck or lost number imports"
+
+
 # Policies
 
 
@@ -651,6 +1019,25 @@ def test_retry_delay_backs_off_exponentially_with_jitter(settings):
         delays = {importing.retry_delay(attempt, None) for _ in range(50)}
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert len(delays) > 1
+
+
+def test_retry_delay_jitter_spans_the_upper_half_of_the_backoff(settings, monkeypatch):
+    settings.PORTAL_RETRY_BASE_SECONDS = 2
+    settings.PORTAL_RETRY_MAX_SECONDS = 300
+
+    monkeypatch.setattr(importing.random, "uniform", lambda low, high: high)
+    assert importing.retry_delay(3, None) == 8
+    monkeypatch.setattr(importing.random, "uniform", lambda low, high: low)
+    assert importing.retry_delay(3, None) == 4
+
+
+def test_the_lookup_waits_twice_the_read_timeout_or_an_attempts_length_if_longer(settings):
+    settings.SIGNALWIRE_TIMEOUT = (3.05, 15.0)
+
+    settings.PORTAL_ATTEMPT_SECONDS = 20
+    assert importing.lookup_wait() == 30
+    settings.PORTAL_ATTEMPT_SECONDS = 45
+    assert importing.lookup_wait() == 45
 
 
 def test_the_rate_limit_spaces_requests_to_one_space_evenly():
@@ -708,6 +1095,31 @@ def test_each_finished_number_makes_room_for_the_next_of_its_job(
         assert importing.queue_pending(job) == 1
 
     assert sent == [(third.pk, None)]
+
+
+def test_a_broker_lost_midway_leaves_the_unsent_numbers_to_recovery_and_says_which(
+    start, sent, monkeypatch, caplog
+):
+    other = only_row(start(["+12125550100"]))
+    queued = []
+
+    def broker_lost_after_one(args, countdown=None):
+        if queued:
+            raise ConnectionError("broker gone")
+        queued.append(args[0])
+
+    monkeypatch.setattr(import_phone_number, "apply_async", broker_lost_after_one)
+
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+
+    first, second, third = job.numbers.order_by("pk")
+    assert queued == [first.pk]
+    assert first.queued_at is not None and (second.queued_at, third.queued_at) == (None, None)
+    assert reload(other).queued_at is not None  # another job's task was sent: left alone
+    [record] = [record for record in caplog.records if record.name == importing.__name__]
+    unsent = [second.pk, third.pk]
+    assert record.getMessage() == f"Could not queue number imports {unsent}; recovery will"
+    assert isinstance(record.exc_info[1], ConnectionError)
 
 
 # Issue 13: the engine's promises at the edges
@@ -956,6 +1368,27 @@ def test_an_unexpected_error_counts_as_an_attempt_and_ends_failed(start, sent, s
     assert "maintainers" in row.failure_advice
 
 
+def test_an_unexpected_error_is_logged_with_its_number_import_and_named_on_the_row(
+    start, sent, caplog
+):
+    row = only_row(start(["+14155550100"]))
+
+    class Broken(FakeSignalWire):
+        def import_number(self, *args, **kwargs):
+            raise ValueError("a bug")
+
+    importing.import_number(row, client=Broken())
+
+    row = reload(row)
+    assert (row.error_message, row.error_code) == (
+        "The portal failed while sending this number (ValueError).",
+        "",
+    )
+    [record] = [record for record in caplog.records if record.name == importing.__name__]
+    assert record.getMessage() == f"Importing number import {row.pk} failed unexpectedly"
+    assert record.exc_info[1].args == ("a bug",)
+
+
 def test_recovery_fails_a_number_whose_every_attempt_stopped_its_worker(start, sent, settings):
     settings.PORTAL_MAX_ATTEMPTS = 3
     row = only_row(start(["+14155550100"]))
@@ -1024,6 +1457,34 @@ def test_taken_after_an_uncertain_post_is_looked_up_again_and_ends_imported(star
 
     row = reload(row)
     assert (row.status, row.sid) == (ImportStatus.IMPORTED, fake.numbers["+14155550100"].sid)
+
+
+@pytest.mark.parametrize("code", [None, "21452"])
+def test_taken_after_an_uncertain_post_waits_for_the_lookup_showing_signalwires_answer(
+    start, sent, code
+):
+    row = only_row(start(["+14155550100"]))
+    NumberImport.objects.filter(pk=row.pk).update(needs_lookup=True)
+    taken = RequestRejected(
+        "Number has already been taken", status=422, code=code, is_duplicate=True
+    )
+    before = timezone.now()
+
+    importing.import_number(reload(row), client=FakeSignalWire(import_errors=[taken]))
+
+    row = reload(row)
+    assert (row.status, row.failure_category, row.needs_lookup) == (
+        ImportStatus.PENDING,
+        FailureCategory.DUPLICATE,
+        True,
+    )
+    assert row.error_message == (
+        "Number has already been taken "
+        "(an earlier request may have imported it: it is looked up again)"
+    )
+    assert (row.error_code, row.http_status) == (code or "", 422)
+    assert row.next_attempt_at >= before + timedelta(seconds=importing.lookup_wait())
+    assert sent[-1] == (row.pk, importing.lookup_wait())
 
 
 def test_the_send_schedule_keeps_the_databases_time_whatever_a_machines_clock_says(

@@ -3,6 +3,7 @@ leaves (importing._wait_for_send_slot), one worker at a time. Spacing between Sp
 machine's clock are covered in test_importing.py; the limit across worker processes in
 test_import_integration.py."""
 
+import logging
 import time
 
 import pytest
@@ -253,3 +254,47 @@ def test_a_worker_late_for_three_slots_in_a_row_hands_its_number_back(
     number.refresh_from_db()
     assert (number.status, number.attempts) == (ImportStatus.PENDING, 0)
     assert [pk for pk, _ in sent] == [number.pk]
+
+
+def test_a_worker_ready_late_for_its_slot_logs_by_how_much(
+    number, frozen_database_clock, clock, wakes_late, bookings, sent, client, caplog
+):
+    caplog.set_level(logging.INFO, logger="phone_numbers.importing")
+    wakes_late.append(2.0)
+
+    importing.import_number(number, client=client)
+
+    logged = [record.getMessage() for record in caplog.records if record.name == importing.__name__]
+    assert logged == ["Ready 2000 ms after a send slot; booking another"]
+    assert client.posted == [number.number]
+
+
+def test_a_slot_it_could_reach_only_within_a_second_of_its_deadline_is_not_booked(
+    number, frozen_database_clock, clock, bookings, sent, client, settings
+):
+    settings.PORTAL_ATTEMPT_SECONDS = 1.5  # so a slot at most 0.5 s away may be booked
+    clock.now = 1000.0
+    for _ in range(3):  # the Space's next 0.645 s are booked
+        book_send_slot(SPACE, 5, max_wait=10)
+
+    importing.import_number(number, client=client)
+
+    assert bookings == [(False, pytest.approx(3 / (5 * SPACING_MARGIN)))]
+    assert client.posted == []
+    number.refresh_from_db()
+    assert (number.status, number.attempts) == (ImportStatus.PENDING, 0)
+    # Its next attempt has a deadline of its own: it comes back at once.
+    assert sent == [(number.pk, 0.0)]
+
+
+def test_a_number_handed_back_comes_back_while_a_second_of_the_schedule_is_still_booked(
+    number, frozen_database_clock, clock, bookings, sent, client
+):
+    for _ in range(12):  # the Space's next 2.58 s are booked
+        book_send_slot(SPACE, 5, max_wait=10)
+
+    importing.import_number(number, client=client)
+
+    slot = 12 / (5 * SPACING_MARGIN)
+    assert bookings == [(False, pytest.approx(slot))]
+    assert sent == [(number.pk, pytest.approx(slot - 1))]
