@@ -14,6 +14,7 @@ from phone_numbers.models import (
     ImportStatus,
     JobStatus,
     NumberImport,
+    Project,
     RateLimitBucket,
 )
 from phone_numbers.number_input import read_pasted
@@ -257,6 +258,44 @@ def test_after_an_attempt_the_row_in_hand_is_what_the_database_holds(start, sent
     fields = [field.attname for field in NumberImport._meta.concrete_fields]
     in_hand = {name: getattr(row, name) for name in fields}
     assert in_hand == {name: getattr(reload(row), name) for name in fields}
+
+
+def test_after_a_claim_the_row_in_hand_is_what_the_database_holds(start, sent):
+    row = only_row(start(["+14155550100"]))
+
+    assert row.claim()
+
+    fields = [field.attname for field in NumberImport._meta.concrete_fields]
+    in_hand = {name: getattr(row, name) for name in fields}
+    assert in_hand == {name: getattr(reload(row), name) for name in fields}
+    assert in_hand["status"] == ImportStatus.SUBMITTING
+
+
+def test_a_claim_moves_only_its_row_even_among_rows_one_retry_stamped_alike(start, sent):
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    job.numbers.update(status=ImportStatus.FAILED, failure_category=FailureCategory.UPSTREAM)
+    assert importing.retry_failed(job) == 3
+    rows = list(job.numbers.select_related("job", "project").order_by("pk"))
+    assert len({row.updated_at for row in rows}) == 1  # one UPDATE restarted them all
+
+    assert rows[0].claim()
+
+    statuses = list(job.numbers.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["submitting", "pending", "pending"]
+
+
+def test_a_number_is_not_claimed_once_its_project_is_deactivated_whatever_other_projects_are(
+    start, make_project, sent
+):
+    row = only_row(start(["+14155550100"]))
+    make_project(name="Old customer", space_host="old.signalwire.com", is_active=False)
+    # Deactivated after the task read the row: the claim itself must see it.
+    Project.objects.filter(pk=row.project_id).update(is_active=False)
+
+    assert not row.claim()
+
+    Project.objects.filter(pk=row.project_id).update(is_active=True)
+    assert reload(row).claim()
 
 
 def test_422_fails_as_rejected_input_without_retry(start, sent):
