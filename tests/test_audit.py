@@ -184,15 +184,48 @@ def test_entries_cannot_be_changed_or_deleted(admin_user):
     entry = audit.record(None, AuditAction.LOGIN, username="ada")
 
     entry.username = "someone-else"
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match=r"^Audit entries cannot be changed\.$"):
         entry.save()
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match=r"^Audit entries cannot be deleted\.$"):
         entry.delete()
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match=r"^Audit entries cannot be changed\.$"):
         AuditEntry.objects.filter(pk=entry.pk).update(username="x")
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError, match=r"^Audit entries cannot be deleted\.$"):
         AuditEntry.objects.all().delete()
     assert AuditEntry.objects.get().username == "ada"
+
+
+def test_an_entry_names_its_action_and_who_did_it_or_someone():
+    assert str(AuditEntry(action=AuditAction.LOGIN, username="ada")) == "Logged in by ada"
+    assert str(AuditEntry(action=AuditAction.LOGIN_FAILED)) == "Login failed by someone"
+
+
+def test_the_audit_page_shows_old_and_new_values_lists_counts_and_a_dash_for_nothing():
+    entry = AuditEntry(
+        changes={
+            "name": {"old": "Acme", "new": "Acme Corp"},
+            "notes": {"old": "", "new": None},
+            "capabilities": ["sms", "voice"],
+            "previous_capabilities": [],
+            "numbers": {"imported": 3, "failed": 1},
+            "totals": {},
+            "ticket": "",
+            "reason": None,
+            "lines": 2,
+        }
+    )
+
+    assert entry.change_lines() == [
+        ("name", "Acme → Acme Corp"),
+        ("notes", "— → —"),
+        ("capabilities", "sms, voice"),
+        ("previous_capabilities", "—"),
+        ("numbers", "imported: 3, failed: 1"),
+        ("totals", "—"),
+        ("ticket", "—"),
+        ("reason", "—"),
+        ("lines", "2"),
+    ]
 
 
 def test_a_deleted_user_leaves_the_entries_and_their_username(admin_user):

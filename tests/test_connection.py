@@ -146,6 +146,32 @@ def test_a_check_is_over_once_its_time_limit_has_passed(make_project):
     assert past.connection_status_label == "Check did not finish"
 
 
+def test_a_check_is_still_running_at_the_very_end_of_its_time_limit(make_project, monkeypatch):
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+
+    project = started(make_project(), connection_check_time_limit())
+
+    assert project.is_checking_connection and not project.is_connection_check_unfinished
+
+
+def test_recording_a_check_stores_its_outcome_and_time_and_no_other_field(make_project):
+    project = make_project()
+    # An admin edits the project while its check runs.
+    Project.objects.filter(pk=project.pk).update(name="Acme Renamed", notes="New contract")
+
+    project.record_connection_check(ConnectionStatus.UNREACHABLE, "d" * 600)
+
+    project.refresh_from_db()
+    assert (project.connection_status, project.connection_detail) == ("unreachable", "d" * 500)
+    assert (project.name, project.notes) == ("Acme Renamed", "New contract")
+    before = timezone.now()
+    project.record_connection_check(ConnectionStatus.OK)
+    project.refresh_from_db()
+    assert (project.connection_status, project.connection_detail) == ("ok", "")
+    assert before <= project.connection_checked_at <= timezone.now()
+
+
 def test_stale_checks_are_stored_as_not_finished_and_others_are_left_alone(make_project):
     limit = connection_check_time_limit()
     stale = started(make_project(), limit + timedelta(seconds=2))

@@ -1,3 +1,4 @@
+import logging
 import time
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ from phone_numbers.models import (
     ImportStatus,
     JobStatus,
     NumberImport,
+    Project,
     RateLimitBucket,
 )
 from phone_numbers.number_input import read_pasted
@@ -309,6 +311,44 @@ def test_after_an_attempt_the_row_in_hand_is_what_the_database_holds(start, sent
     fields = [field.attname for field in NumberImport._meta.concrete_fields]
     in_hand = {name: getattr(row, name) for name in fields}
     assert in_hand == {name: getattr(reload(row), name) for name in fields}
+
+
+def test_after_a_claim_the_row_in_hand_is_what_the_database_holds(start, sent):
+    row = only_row(start(["+14155550100"]))
+
+    assert row.claim()
+
+    fields = [field.attname for field in NumberImport._meta.concrete_fields]
+    in_hand = {name: getattr(row, name) for name in fields}
+    assert in_hand == {name: getattr(reload(row), name) for name in fields}
+    assert in_hand["status"] == ImportStatus.SUBMITTING
+
+
+def test_a_claim_moves_only_its_row_even_among_rows_one_retry_stamped_alike(start, sent):
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    job.numbers.update(status=ImportStatus.FAILED, failure_category=FailureCategory.UPSTREAM)
+    assert importing.retry_failed(job) == 3
+    rows = list(job.numbers.select_related("job", "project").order_by("pk"))
+    assert len({row.updated_at for row in rows}) == 1  # one UPDATE restarted them all
+
+    assert rows[0].claim()
+
+    statuses = list(job.numbers.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["submitting", "pending", "pending"]
+
+
+def test_a_number_is_not_claimed_once_its_project_is_deactivated_whatever_other_projects_are(
+    start, make_project, sent
+):
+    row = only_row(start(["+14155550100"]))
+    make_project(name="Old customer", space_host="old.signalwire.com", is_active=False)
+    # Deactivated after the task read the row: the claim itself must see it.
+    Project.objects.filter(pk=row.project_id).update(is_active=False)
+
+    assert not row.claim()
+
+    Project.objects.filter(pk=row.project_id).update(is_active=True)
+    assert reload(row).claim()
 
 
 def test_422_fails_as_rejected_input_without_retry(start, sent):
@@ -1059,6 +1099,7 @@ def test_the_rate_limit_spaces_requests_to_one_space_evenly():
         ({"imported": 2}, JobStatus.COMPLETED),
         ({"imported": 1, "failed": 1}, JobStatus.PARTIAL),
         ({"failed": 2}, JobStatus.FAILED),
+        ({"pending": 1, "submitting": 1}, JobStatus.RUNNING),
     ],
 )
 def test_job_status_follows_its_numbers(counts, status):
@@ -1066,6 +1107,26 @@ def test_job_status_follows_its_numbers(counts, status):
     full["total"] = sum(counts.values())
 
     assert ImportJob().status_for(full) == status
+
+
+def test_the_job_list_counts_each_jobs_numbers_by_status(start, make_project, sent):
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    start(["+14155550100"], project=make_project(space_host="other.signalwire.com"))
+    imported, failed, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=imported.pk).update(status=ImportStatus.IMPORTED)
+    NumberImport.objects.filter(pk=failed.pk).update(status=ImportStatus.FAILED)
+
+    listed = ImportJob.objects.with_counts().get(pk=job.pk)
+
+    counts = {status: getattr(listed, f"count_{status}") for status in ImportStatus.values}
+    assert counts | {"total": listed.count_total} == {
+        "pending": 1,
+        "submitting": 0,
+        "imported": 1,
+        "failed": 1,
+        "cancelled": 0,
+        "total": 3,
+    }
 
 
 def test_a_huge_job_does_not_hold_back_a_one_number_import(start, make_project, sent, settings):
@@ -1596,3 +1657,216 @@ def test_an_import_task_whose_worker_is_killed_is_delivered_again():
     # worker process dies; a redelivery is harmless, since import_number claims the row first.
     assert import_phone_number.acks_late is True
     assert import_phone_number.reject_on_worker_lost is True
+
+
+# The rows' state changes, field by field
+
+
+def test_an_import_after_a_retried_error_clears_the_error_and_logs_both_attempts(start, sent):
+    row = only_row(start(["+14155550100"]))
+    queued_before = row.queued_at
+    assert row.claim()
+    first_claim = row.claimed_at
+
+    assert row.schedule_retry(
+        0, FailureCategory.UPSTREAM, "Service Unavailable", "E503", 503, False
+    )
+
+    retried = reload(row)
+    assert (retried.status, retried.failure_category, retried.error_code) == (
+        ImportStatus.PENDING,
+        FailureCategory.UPSTREAM,
+        "E503",
+    )
+    assert (retried.error_message, retried.http_status) == ("Service Unavailable", 503)
+    # The caller sends the retry's task: the row must not look unqueued, or it is sent twice.
+    assert queued_before < retried.queued_at <= timezone.now()
+    assert retried.claim()
+
+    assert retried.mark_imported("PN-1", "x" * 120, {"sid": "PN-1"}, "imported") is True
+
+    row = reload(row)
+    assert (row.status, row.sid, row.friendly_name, row.response) == (
+        ImportStatus.IMPORTED,
+        "PN-1",
+        "x" * 100,
+        {"sid": "PN-1"},
+    )
+    assert (row.next_attempt_at, row.needs_lookup, row.failure_category) == (None, False, "")
+    assert (row.error_code, row.error_message, row.http_status) == ("", "", None)
+    log = row.attempt_log.values_list(
+        "started_at", "outcome", "http_status", "error_code", "message"
+    )
+    assert list(log) == [
+        (first_claim, "SignalWire error: retrying", 503, "E503", "Service Unavailable"),
+        (retried.claimed_at, "imported", None, "", ""),
+    ]
+
+
+def test_a_failure_keeps_500_characters_of_the_message_and_20_of_the_code(start, sent):
+    job = start(["+14155550100", "+14155550101"])
+    row, uncoded = job.numbers.select_related("job", "project").order_by("pk")
+    assert row.claim()
+    assert row.schedule_retry(0, FailureCategory.UPSTREAM, "m" * 600, "C" * 30, 502, False)
+    row = reload(row)
+    assert (row.error_message, row.error_code) == ("m" * 500, "C" * 20)
+    assert row.claim()
+
+    assert row.mark_failed(FailureCategory.INVALID_INPUT, "n" * 600, "D" * 30, 422)
+    assert uncoded.claim()
+    assert uncoded.mark_failed(FailureCategory.INTERNAL, "The portal failed")
+
+    row = reload(row)
+    assert (row.status, row.error_message, row.error_code) == ("failed", "n" * 500, "D" * 20)
+    # The retry's due time is over: a failed row is never said to come back by itself.
+    assert row.next_attempt_at is None
+    assert reload(uncoded).error_code == ""
+    assert [attempt.message for attempt in row.attempt_log.all()] == ["m" * 500, "n" * 500]
+
+
+def test_a_cancelled_number_found_absent_is_left_with_nothing_to_look_up_or_wait_for(start, sent):
+    job = start(["+14155550100"])
+    row = only_row(job)
+    NumberImport.objects.filter(pk=row.pk).update(
+        needs_lookup=True, next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    importing.cancel_pending(job)
+
+    importing.import_number(reload(row), client=FakeSignalWire())
+
+    row = reload(row)
+    assert (row.status, row.needs_lookup, row.next_attempt_at) == ("cancelled", False, None)
+    log = row.attempt_log.values_list("outcome", "http_status", "error_code", "message")
+    assert list(log) == [("not on SignalWire: cancelled", None, "", "")]
+
+
+def test_cancelling_an_unsent_number_moves_that_row_only_while_it_is_pending_and_certain(
+    start, sent
+):
+    job = start(["+14155550100", "+14155550101", "+14155550102", "+14155550103"])
+    waiting, uncertain, claimed, _ = job.numbers.order_by("pk")
+    NumberImport.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5)
+    )
+    NumberImport.objects.filter(pk=uncertain.pk).update(needs_lookup=True)
+    waiting, uncertain, stale = reload(waiting), reload(uncertain), reload(claimed)
+    assert reload(claimed).claim()
+
+    assert waiting.cancel_unsent()
+    assert not uncertain.cancel_unsent()  # an earlier request may have imported it
+    assert not stale.cancel_unsent()  # a task has it now
+
+    cancelled = reload(waiting)
+    assert (cancelled.status, cancelled.next_attempt_at) == ("cancelled", None)
+    assert cancelled.updated_at > waiting.updated_at
+    statuses = list(job.numbers.order_by("pk").values_list("status", flat=True))
+    assert statuses == ["cancelled", "pending", "submitting", "pending"]
+
+
+def test_releasing_a_number_marks_only_that_pending_row_unqueued(start, sent, settings):
+    settings.PORTAL_JOB_CONCURRENCY = 3
+    job = start(["+14155550100", "+14155550101", "+14155550102"])
+    released, other, claimed = job.numbers.order_by("pk")
+    stale = reload(claimed)
+    assert reload(claimed).claim()
+
+    released.release()
+    stale.release()
+
+    unqueued = [row.queued_at is None for row in job.numbers.order_by("pk")]
+    # The claimed row still counts as in flight in its job's window.
+    assert unqueued == [True, False, False]
+
+
+def test_a_number_handed_back_for_later_gets_its_attempt_back_and_counts_as_queued(
+    start, sent, monkeypatch
+):
+    job = start(["+14155550100", "+14155550101"])
+    row, twin = job.numbers.select_related("job", "project").order_by("pk")
+    claimed_at = timezone.now()
+    clock = [claimed_at]
+    monkeypatch.setattr(timezone, "now", lambda: clock[0])
+    # Two workers may claim in the same microsecond: the claim's time alone names no row.
+    assert row.claim() and twin.claim()
+    clock[0] = handed_back_at = claimed_at + timedelta(seconds=1)
+
+    assert row.hand_back(30)
+
+    row = reload(row)
+    assert (row.status, row.attempts, row.attempts_this_round) == (ImportStatus.PENDING, 0, 0)
+    assert row.next_attempt_at == handed_back_at + timedelta(seconds=30)
+    # The caller sends its task now: the row counts as queued, not as lost.
+    assert row.queued_at == row.updated_at == handed_back_at
+    assert reload(twin).status == ImportStatus.SUBMITTING
+
+
+def test_a_task_whose_row_recovery_took_back_cannot_hand_it_back(start, sent, settings):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # the claim just made counts as stuck
+    row = only_row(start(["+14155550100"]))
+    first = reload(row)
+    assert first.claim()
+    assert importing.recover_stuck_imports() == 1  # pending, to be looked up first
+
+    assert not first.hand_back(5)
+    taken_back = reload(row)
+    assert (taken_back.status, taken_back.needs_lookup, taken_back.attempts) == ("pending", True, 1)
+
+    second = reload(row)
+    assert second.claim()
+    assert not first.hand_back(5)
+    assert (reload(row).status, reload(row).claimed_at) == ("submitting", second.claimed_at)
+
+
+def test_a_late_answer_cannot_overwrite_an_import_recorded_meanwhile(start, sent, settings):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # the claim just made counts as stuck
+    row = only_row(start(["+14155550100"]))
+    first = reload(row)
+    assert first.claim()
+    importing.recover_stuck_imports()
+    second = reload(row)
+    assert second.claim()
+    assert second.mark_imported("PN-second", "", {}, "found on SignalWire")
+
+    assert not first.mark_imported("PN-first", "", {}, "imported")
+
+    row = reload(row)
+    assert (row.status, row.sid) == (ImportStatus.IMPORTED, "PN-second")
+    assert list(row.attempt_log.values_list("outcome", flat=True)) == ["found on SignalWire"]
+
+
+def test_a_late_answer_for_a_number_live_in_another_job_leaves_that_row_standing(
+    start, make_project, sent, settings, caplog
+):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # the claim just made counts as stuck
+    settings.PORTAL_MAX_ATTEMPTS = 1
+    project = make_project()
+    row = only_row(start(["+14155550100"], project=project))
+    first = reload(row)
+    assert first.claim()
+    assert importing.recover_stuck_imports() == 1  # failed: its only attempt stopped its worker
+    again = start(["+14155550100", "+14155550101"], project=project).numbers.get(number=row.number)
+
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.models"):
+        assert first.mark_imported("PN-late", "", {}, "imported") is False
+
+    assert reload(row).status == ImportStatus.FAILED
+    assert reload(again).status == ImportStatus.PENDING
+    [record] = [record for record in caplog.records if record.name == "phone_numbers.models"]
+    assert record.levelname == "WARNING"
+    assert f"number import {row.pk} found it live elsewhere" in record.getMessage()
+
+
+def test_pausing_a_job_keeps_the_first_reason_and_pauses_no_other_job(start, make_project, sent):
+    job = start(["+14155550100"])
+    other = start(["+14155550100"], project=make_project(space_host="other.signalwire.com"))
+
+    job.pause("r" * 250)
+    first_pause = (job.paused_at, job.pause_reason)
+    job.pause("Paused by sam.")
+
+    assert first_pause[1] == "r" * 200
+    assert (job.paused_at, job.pause_reason) == first_pause
+    job.refresh_from_db()
+    assert (job.paused_at, job.pause_reason) == first_pause
+    other.refresh_from_db()
+    assert not other.is_paused

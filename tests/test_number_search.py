@@ -4,7 +4,7 @@ import pytest
 from django.http import QueryDict
 
 from phone_numbers.forms import NumberSearchForm
-from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow
+from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow, searched_digits
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +42,14 @@ def copied() -> set[tuple]:
 
 def originals() -> set[tuple]:
     return set(NumberImport.objects.values_list("pk", "project", "number", "status"))
+
+
+def test_a_search_text_is_a_number_unless_it_has_a_letter_and_tel_is_no_letter():
+    assert searched_digits(" (415) 555 ") == "415555"
+    assert searched_digits("tel:5550100") == "5550100"
+    assert searched_digits("TEL:+1-415-555-0100") == "14155550100"
+    assert searched_digits("Acme 415") is None
+    assert searched_digits("--") == ""
 
 
 def test_the_copy_follows_every_insert_change_and_delete(job):

@@ -167,6 +167,18 @@ def test_only_invalid_lines_offer_nothing_to_import(client, support_user, projec
     assertNotContains(response, 'name="confirm"')
 
 
+def test_the_import_forms_project_search_offers_only_active_projects(
+    client, support_user, make_project
+):
+    active = make_project(name="Acme Corp")
+    make_project(name="Acme Old", space_host="old.signalwire.com", is_active=False)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:import_new"), {"project_q": "acme"})
+
+    assert list(response.context["form"].fields["project"].queryset) == [active]
+
+
 def test_a_project_without_a_token_says_why_it_cannot_import(client, support_user, make_project):
     client.force_login(support_user)
     tokenless = make_project(token=None)

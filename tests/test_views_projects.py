@@ -1,5 +1,6 @@
 import logging
 import sys
+import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -193,6 +194,34 @@ def test_project_search_answers_htmx_with_just_the_rows(client, support_user, ma
     assertNotContains(response, "Acme Corp")
     assertNotContains(response, "<html")
     assert "HX-Request" in response["Vary"]
+
+
+def test_project_search_matches_the_name_space_host_project_id_or_notes(make_project):
+    acme = make_project(project_id=uuid.UUID("8f0c2a3e-1b2c-4d5e-8f90-123456789abc"))
+    globex = make_project(name="Globex", space_host="gx.signalwire.com", notes="Renewal in May")
+
+    assert list(Project.objects.search("acme corp")) == [acme]
+    assert list(Project.objects.search("GX.SIGNAL")) == [globex]
+    assert list(Project.objects.search("8f0c2a3e")) == [acme]
+    assert list(Project.objects.search(" renewal ")) == [globex]
+    assert list(Project.objects.search("  ")) == [acme, globex]
+
+
+def test_the_token_hint_is_the_active_tokens_and_none_once_it_is_removed(make_project):
+    replaced = make_project(token="PTold-token-1111")
+    replaced.replace_token("PTnew-token-2222", by=None)
+    removed = make_project(name="Globex", token="PTgone-token-3333")
+    removed.credentials.update(revoked_at=timezone.now(), token=None)
+
+    hints = dict(Project.objects.with_token_hint().values_list("name", "active_token_last4"))
+
+    assert hints == {"Acme Corp": "2222", "Globex": None}
+
+
+def test_a_credential_shows_only_its_last_four_characters_and_whether_it_is_active():
+    assert str(Credential(token_last4="4242")) == "Token …4242 (active)"
+    revoked = Credential(token_last4="4242", revoked_at=timezone.now())
+    assert str(revoked) == "Token …4242 (revoked)"
 
 
 def test_project_list_shows_the_token_hint_without_a_query_per_project(
