@@ -3,16 +3,19 @@ User-Agent and the error raised for every class of answer. Deadlines are tested 
 loopback sockets, against servers that answer a byte at a time."""
 
 import base64
+import dataclasses
 import ipaddress
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from importlib import metadata
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -22,6 +25,7 @@ import urllib3.exceptions
 
 from phone_numbers import signalwire
 from phone_numbers.signalwire import (
+    Capabilities,
     CredentialsRejected,
     IncomingPhoneNumber,
     RequestRejected,
@@ -29,6 +33,7 @@ from phone_numbers.signalwire import (
     SignalWireError,
     SignalWireUnavailable,
     parse_retry_after,
+    parse_rfc2822,
 )
 from tests.fakes import PROJECT, number_body
 
@@ -73,6 +78,7 @@ def assert_common_request(request, method, url, timeout=(3.05, 10.0)):
     assert request.url == url
     assert request.headers["Authorization"] == BASIC
     assert request.headers["User-Agent"] == "number-import-portal/9.9.9"
+    assert request.headers["Accept"].lower() == "application/json"  # media types ignore case
     assert request.req_kwargs["timeout"] == timeout
 
 
@@ -203,7 +209,46 @@ def test_import_warns_when_signalwire_grants_other_capabilities(rsps, client, ca
     with caplog.at_level(logging.WARNING, logger="phone_numbers.signalwire"):
         client.import_number("+14155550100", "longcode", ["sms"])
 
-    assert any("capabilities" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "+14155550100" in warning
+    assert "['fax', 'mms', 'sms', 'voice']" in warning
+    assert "requested ['sms']" in warning
+    assert "encoding=form" in warning
+
+
+@pytest.mark.parametrize(
+    "capabilities", [{"voice": True, "sms": True, "mms": True, "fax": True}, None]
+)
+def test_import_does_not_warn_when_granted_what_was_asked_or_told_nothing(
+    rsps, client, caplog, capabilities
+):
+    rsps.post(IMPORT_URL, json=number_body(capabilities=capabilities), status=201)
+
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.signalwire"):
+        result = client.import_number("+14155550100", "longcode")
+
+    assert result.sid == "16db4a36-8a97-4e10-98c5-58daafac95f9"
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_import_200_is_a_success_like_201(rsps, client):
+    rsps.post(IMPORT_URL, json=number_body(), status=200)
+
+    result = client.import_number("+14155550100", "longcode")
+
+    assert result.phone_number == "+14155550100"
+
+
+def test_an_import_is_logged_with_the_number_the_project_and_the_new_sid(rsps, client, caplog):
+    rsps.post(IMPORT_URL, json=number_body(), status=201)
+
+    with caplog.at_level(logging.INFO, logger="phone_numbers.signalwire"):
+        client.import_number("+14155550100", "longcode")
+
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert "+14155550100" in line
+    assert PROJECT in line
+    assert "16db4a36-8a97-4e10-98c5-58daafac95f9" in line
 
 
 def test_import_201_with_unreadable_body_may_have_reached_signalwire(rsps, client):
@@ -229,6 +274,173 @@ def test_import_refuses_unknown_type_or_capabilities_without_sending(
     assert len(rsps.calls) == 0
 
 
+@pytest.mark.parametrize(
+    ("number_type", "capabilities", "message"),
+    [
+        ("mobile", None, "number_type must be one of longcode, tollfree"),
+        (
+            "longcode",
+            ["video", "sms"],
+            "unknown capabilities ['video']; allowed: ('sms', 'voice', 'fax', 'mms')",
+        ),
+        ("longcode", [], "at least one capability is needed"),
+        ("longcode", "sms", "capabilities must be a list of names, not one string"),
+    ],
+)
+def test_import_refusals_say_what_is_allowed(rsps, client, number_type, capabilities, message):
+    with pytest.raises(ValueError) as info:
+        client.import_number("+14155550100", number_type, capabilities)
+
+    assert str(info.value) == message
+
+
+# --- reading an IncomingPhoneNumber -----------------------------------------------------------
+
+# Every string field of the spec's IncomingPhoneNumber schema.
+STRING_FIELDS = (
+    "account_sid",
+    "account_id",
+    "friendly_name",
+    "origin",
+    "country_code",
+    "date_created",
+    "date_updated",
+    "uri",
+    "api_version",
+    "address_requirements",
+    "address_sid",
+    "identity_sid",
+    "trunk_sid",
+    "emergency_address_sid",
+    "emergency_status",
+    "voice_url",
+    "voice_method",
+    "voice_fallback_url",
+    "voice_fallback_method",
+    "voice_application_sid",
+    "sms_url",
+    "sms_method",
+    "sms_fallback_url",
+    "sms_fallback_method",
+    "sms_application_sid",
+    "status_callback",
+    "status_callback_method",
+    "verification_status",
+)
+OTHER_FIELDS = ("sid", "phone_number", "beta", "voice_caller_id_lookup", "capabilities", "raw")
+
+
+def test_from_json_reads_every_field_of_the_schema_from_its_own_key():
+    # A distinct value per field, so that a field read from another key shows.
+    body = {name: f"{name} value" for name in STRING_FIELDS}
+    body |= {
+        "sid": "PN1",
+        "phone_number": "+14155550100",
+        "beta": True,
+        "voice_caller_id_lookup": False,
+        "capabilities": {"voice": True, "sms": False, "mms": True, "fax": False},
+    }
+
+    number = IncomingPhoneNumber.from_json(body)
+
+    assert {f.name for f in dataclasses.fields(IncomingPhoneNumber)} == {
+        *STRING_FIELDS,
+        *OTHER_FIELDS,
+    }
+    for name in STRING_FIELDS:
+        assert getattr(number, name) == f"{name} value", name
+    assert number.sid == "PN1"
+    assert number.phone_number == "+14155550100"
+    assert number.beta is True
+    assert number.voice_caller_id_lookup is False
+    assert number.capabilities == Capabilities(voice=True, sms=False, mms=True, fax=False)
+    assert number.raw == body
+
+
+def test_from_json_reads_a_field_of_the_wrong_type_as_none():
+    body = dict.fromkeys(STRING_FIELDS, 7)
+    body |= {
+        "sid": "PN1",
+        "phone_number": "+14155550100",
+        "beta": "true",
+        "voice_caller_id_lookup": 1,
+        "capabilities": ["voice"],
+    }
+
+    number = IncomingPhoneNumber.from_json(body)
+
+    for name in STRING_FIELDS:
+        expected = "" if name == "account_sid" else None
+        assert getattr(number, name) == expected, name
+    assert number.beta is None
+    assert number.voice_caller_id_lookup is None
+    assert number.capabilities is None
+
+
+@pytest.mark.parametrize(
+    ("accounts", "account_sid", "account_id"),
+    [
+        ({"account_sid": "AC1", "account_id": "P1"}, "AC1", "P1"),
+        ({"account_id": "P1"}, "P1", "P1"),
+        ({"account_sid": "AC1"}, "AC1", None),
+        ({}, "", None),
+    ],
+)
+def test_from_json_takes_the_account_sid_from_account_id_when_it_is_missing(
+    accounts, account_sid, account_id
+):
+    number = IncomingPhoneNumber.from_json({"sid": "PN1", "phone_number": "+1415", **accounts})
+
+    assert number.account_sid == account_sid
+    assert number.account_id == account_id
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["PN1", "+14155550100"], "an IncomingPhoneNumber must be a JSON object"),
+        (None, "an IncomingPhoneNumber must be a JSON object"),
+        ({"phone_number": "+14155550100"}, "an IncomingPhoneNumber needs a sid and a phone_number"),
+        (
+            {"sid": "", "phone_number": "+14155550100"},
+            "an IncomingPhoneNumber needs a sid and a phone_number",
+        ),
+        (
+            {"sid": 7, "phone_number": "+14155550100"},
+            "an IncomingPhoneNumber needs a sid and a phone_number",
+        ),
+        ({"sid": "PN1"}, "an IncomingPhoneNumber needs a sid and a phone_number"),
+        (
+            {"sid": "PN1", "phone_number": 14155550100},
+            "an IncomingPhoneNumber needs a sid and a phone_number",
+        ),
+    ],
+)
+def test_from_json_refuses_what_is_not_a_phone_number_and_says_why(data, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        IncomingPhoneNumber.from_json(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Thu, 28 Sep 2023 17:58:29 +0000", datetime(2023, 9, 28, 17, 58, 29, tzinfo=UTC)),
+        ("Thu, 28 Sep 2023 19:58:29 +0200", datetime(2023, 9, 28, 17, 58, 29, tzinfo=UTC)),
+        # RFC 2822's "-0000" (no zone information) parses naive; read as UTC.
+        ("Thu, 28 Sep 2023 17:58:29 -0000", datetime(2023, 9, 28, 17, 58, 29, tzinfo=UTC)),
+        ("Thu, 28 Sept 2023 17:58:29 +0000", datetime(2023, 9, 28, 17, 58, 29, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_rfc2822_gives_an_aware_datetime_or_none(value, expected):
+    parsed = parse_rfc2822(value)
+
+    assert parsed == expected
+    assert parsed is None or parsed.tzinfo is not None
+
+
 # --- import_number: errors --------------------------------------------------------------------
 
 
@@ -251,7 +463,7 @@ def error_body(code, message, status):
             error_body(20003, "Authentication failed", 401),
             {},
             CredentialsRejected,
-            {"code": "20003", "is_numbers_scope_missing": False},
+            {"code": "20003", "is_numbers_scope_missing": False, "more_info": "https://x.test/e"},
         ),
         (403, {"error": "Forbidden"}, {}, CredentialsRejected, {"code": None}),
         (
@@ -282,13 +494,25 @@ def error_body(code, message, status):
             RequestRejected,
             {"code": None, "is_duplicate": True},
         ),
+        (
+            422,
+            {"error": "Number is not portable", "code": "", "more_info": 7},
+            {},
+            RequestRejected,
+            {"message": "Number is not portable", "code": None, "more_info": None},
+        ),
         (409, {}, {}, RequestRejected, {"is_duplicate": True}),
         (
             429,
             error_body(20429, "Too Many Requests", 429),
             {"Retry-After": "7"},
             SignalWireUnavailable,
-            {"code": "20429", "retry_after": 7.0, "may_have_reached_signalwire": False},
+            {
+                "code": "20429",
+                "retry_after": 7.0,
+                "may_have_reached_signalwire": False,
+                "more_info": "https://x.test/e",
+            },
         ),
         (
             429,
@@ -303,6 +527,17 @@ def error_body(code, message, status):
             {},
             SignalWireUnavailable,
             {"retry_after": None, "may_have_reached_signalwire": True},
+        ),
+        (
+            500,
+            error_body(10002, "Internal Server Error", 500),
+            {"Retry-After": "5"},
+            SignalWireUnavailable,
+            {
+                "message": "Internal Server Error",
+                "retry_after": 5.0,
+                "may_have_reached_signalwire": True,
+            },
         ),
         (
             503,
@@ -339,6 +574,88 @@ def test_502_with_html_body_is_unavailable_with_the_reason_as_message(rsps, clie
     assert info.value.may_have_reached_signalwire is True
 
 
+def test_an_error_answer_is_logged_with_its_status_code_and_message(rsps, client, caplog):
+    rsps.post(IMPORT_URL, json=error_body("10000", "Number type can't be blank", 422), status=422)
+
+    with (
+        caplog.at_level(logging.INFO, logger="phone_numbers.signalwire"),
+        pytest.raises(RequestRejected),
+    ):
+        client.import_number("+14155550100", "longcode")
+
+    (line,) = [m for m in caplog.messages if "Number type can't be blank" in m]
+    assert "422" in line
+    assert "code 10000" in line
+    assert "Number type can't be blank" in line
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (
+            RequestRejected("Number is invalid", status=422, code="10000"),
+            "[422, code 10000] Number is invalid",
+        ),
+        (CredentialsRejected("Forbidden", status=403), "[403] Forbidden"),
+        (
+            SignalWireUnavailable("could not connect to SignalWire"),
+            "could not connect to SignalWire",
+        ),
+    ],
+)
+def test_an_errors_text_leads_with_its_status_and_code_when_known(error, text):
+    assert str(error) == text
+
+
+def test_each_request_is_logged_at_debug_with_its_method_url_status_and_duration(
+    rsps, client, caplog
+):
+    def answered_after_50_ms(request):
+        time.sleep(0.05)
+        return 200, {}, json.dumps(page([]))
+
+    rsps.add_callback(responses.GET, LIST_URL, callback=answered_after_50_ms)
+
+    with caplog.at_level(logging.DEBUG, logger="phone_numbers.signalwire"):
+        client.check_credentials()
+
+    url = f"{LIST_URL}?PageSize=1"
+    sent, answered = [m for m in caplog.messages if f"GET {url}" in m]
+    assert f"GET {url} -> 200 in " in answered
+    milliseconds = int(re.search(r"-> 200 in (\d+) ms", answered).group(1))
+    assert 50 <= milliseconds < 60_000  # milliseconds, from this request's start
+
+
+def test_a_failed_request_is_logged_with_its_method_url_and_what_happened(rsps, client, caplog):
+    rsps.get(LIST_URL, body=requests.ConnectTimeout("slow"))
+
+    with (
+        caplog.at_level(logging.INFO, logger="phone_numbers.signalwire"),
+        pytest.raises(SignalWireUnavailable) as info,
+    ):
+        client.check_credentials()
+
+    (line,) = [m for m in caplog.messages if info.value.message in m]
+    assert f"GET {LIST_URL}?PageSize=1" in line
+
+
+def test_an_errors_repr_names_its_class_status_code_and_message():
+    error = RequestRejected("PhoneNumber is invalid", status=400, code="21421")
+
+    assert (
+        repr(error) == "RequestRejected(status=400, code='21421', message='PhoneNumber is invalid')"
+    )
+
+
+def test_an_unavailable_errors_repr_also_says_when_to_retry_and_whether_it_arrived():
+    error = SignalWireUnavailable("Too Many Requests", status=429, retry_after=7.0)
+
+    assert repr(error) == (
+        "SignalWireUnavailable(status=429, code=None, message='Too Many Requests', "
+        "retry_after=7.0, may_have_reached_signalwire=True)"
+    )
+
+
 def test_429_retry_after_as_http_date_becomes_seconds(rsps, client):
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     rsps.post(IMPORT_URL, json={}, status=429, headers={"Retry-After": when})
@@ -361,6 +678,9 @@ def test_429_retry_after_as_http_date_becomes_seconds(rsps, client):
         (None, None),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
         ("Wed, 21 Oct 2015 07:26:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 08:28:00 +0100", 60.0),
+        # "-0000" (no zone information) parses naive; read as UTC.
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 60.0),
     ],
 )
 def test_parse_retry_after(value, expected):
@@ -386,6 +706,7 @@ def connect_refused():
             True,
         ),
         (requests.exceptions.ChunkedEncodingError("broken body"), True),
+        (requests.ConnectionError(), True),
     ],
 )
 def test_network_failures_are_unavailable_and_say_whether_the_request_arrived(
@@ -405,7 +726,43 @@ def test_network_failures_are_unavailable_and_say_whether_the_request_arrived(
     assert error.__context__ is None
 
 
+@pytest.mark.parametrize(
+    ("exception", "message"),
+    [
+        (requests.ReadTimeout("read timed out"), "SignalWire did not answer in time ("),
+        (requests.ConnectTimeout("connect timed out"), "connecting to SignalWire timed out ("),
+        (connect_refused(), "could not connect to SignalWire ("),
+        (
+            requests.ConnectionError(
+                urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104))
+            ),
+            "the connection to SignalWire broke after the request was sent (",
+        ),
+        (
+            requests.exceptions.ChunkedEncodingError("broken body"),
+            "the request to SignalWire failed (",
+        ),
+    ],
+)
+def test_network_failures_say_what_happened(rsps, client, exception, message):
+    rsps.post(IMPORT_URL, body=exception)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message.startswith(message)
+
+
 # --- secrets ------------------------------------------------------------------------------------
+
+
+def test_a_token_echoed_by_signalwire_is_replaced_by_a_marker(rsps, client):
+    rsps.post(IMPORT_URL, json=error_body("10000", f"bad token {TOKEN} echoed", 422), status=422)
+
+    with pytest.raises(RequestRejected) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "bad token [redacted] echoed"
 
 
 def test_token_never_appears_in_errors_reprs_or_logs(rsps, client, caplog):
@@ -443,8 +800,69 @@ def test_token_never_appears_in_errors_reprs_or_logs(rsps, client, caplog):
 
 
 def test_client_repr_names_the_project_but_not_the_token(client):
-    assert PROJECT in repr(client)
+    assert repr(client) == (
+        f"SignalWireClient(space_host='{SPACE}', project_id='{PROJECT}', "
+        f"base_url='https://{SPACE}/api/laml/2010-04-01', encoding='form')"
+    )
     assert TOKEN not in repr(client)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"project_id": ""}, "a SignalWire client needs a project id"),
+        ({"token": ""}, "a SignalWire client needs an API token"),
+        ({"encoding": "xml"}, "encoding must be one of form, form-repeated, json, not 'xml'"),
+        ({"timeout": (3.0,)}, "timeout must be a (connect, read) pair of positive seconds"),
+        ({"timeout": (0, 10.0)}, "timeout must be a (connect, read) pair of positive seconds"),
+        ({"space_host": "acme.com/x"}, "not a Space host name: 'acme.com/x'"),
+        (
+            {"base_url": "http://acme.signalwire.com/api"},
+            "refusing plain http:// to acme.signalwire.com: SignalWire credentials travel only "
+            "over https (plain http is allowed for a loopback simulator only)",
+        ),
+        (
+            {"base_url": "ftp://127.0.0.1/api"},
+            "the SignalWire base URL must be an https:// URL, not 'ftp://127.0.0.1/api'",
+        ),
+        (
+            {"base_url": "https:///api"},
+            "the SignalWire base URL must be an https:// URL, not 'https:///api'",
+        ),
+    ],
+)
+def test_a_client_refuses_unusable_settings_and_says_which(settings, message):
+    arguments = {"space_host": SPACE, "project_id": PROJECT, "token": TOKEN} | settings
+
+    with pytest.raises(ValueError) as info:
+        SignalWireClient(**arguments)
+
+    assert str(info.value) == message
+
+
+def test_the_project_id_cannot_leave_its_place_in_the_path(rsps):
+    client = SignalWireClient(SPACE, "../x", TOKEN)
+    rsps.get(f"https://{SPACE}/api/laml/2010-04-01/Accounts/..%2Fx/IncomingPhoneNumbers")
+
+    client.check_credentials()
+
+
+def test_user_agent_carries_the_installed_version_of_the_portal(rsps):
+    rsps.get(LIST_URL, json=page([]))
+
+    SignalWireClient(SPACE, PROJECT, TOKEN).check_credentials()
+
+    version = metadata.version("number-import-portal")
+    assert rsps.calls[0].request.headers["User-Agent"] == f"number-import-portal/{version}"
+
+
+def test_user_agent_says_dev_when_the_portal_is_not_installed(monkeypatch):
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+
+    assert SignalWireClient(SPACE, PROJECT, TOKEN).user_agent == "number-import-portal/dev"
 
 
 @pytest.mark.parametrize(
@@ -455,6 +873,7 @@ def test_client_repr_names_the_project_but_not_the_token(client):
         "http://127.evil.test/api/laml/2010-04-01",
         "ftp://127.0.0.1/api",
         "https:///no-host",
+        "http:///no-host",
     ],
 )
 def test_plain_http_and_other_schemes_are_refused_unless_loopback(base_url):
@@ -472,6 +891,9 @@ def test_plain_http_and_other_schemes_are_refused_unless_loopback(base_url):
         "http://localhost:8765/api/laml/2010-04-01/",
         "http://[::1]:8765/api/laml/2010-04-01",
         "https://proxy.example.test/sw/api/laml/2010-04-01",
+        "https://proxy.example.test/sw/api/laml/2010-04-01/",
+        "https://proxy.example.test/X/",
+        "http://127.0.0.1:8765/X/",
     ],
 )
 def test_https_and_loopback_http_base_urls_are_accepted(base_url):
@@ -540,13 +962,41 @@ def test_find_number_keeps_the_simulator_base_when_paging(rsps):
     assert client.find_number("+14155550100") is not None
 
 
+def test_find_number_keeps_a_proxy_prefix_of_the_base_when_paging(rsps):
+    base = "https://proxy.example.test/sw/api/laml/2010-04-01"
+    client = SignalWireClient(SPACE, PROJECT, TOKEN, base_url=base)
+    next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(f"{base}/Accounts/{PROJECT}/IncomingPhoneNumbers", json=page([], next_uri))
+    rsps.get(f"https://proxy.example.test/sw{next_uri}", json=page([number_body()]))
+
+    assert client.find_number("+14155550100") is not None
+
+
+def test_find_number_resolves_a_relative_next_page_uri_under_the_base(rsps, client):
+    relative = f"Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(LIST_URL, json=page([], relative))
+    rsps.get(f"https://{SPACE}/api/laml/2010-04-01/{relative}", json=page([number_body()]))
+
+    assert client.find_number("+14155550100").sid == "16db4a36-8a97-4e10-98c5-58daafac95f9"
+
+
+@pytest.mark.parametrize("next_page_uri", ["", 7, ["/api/laml/2010-04-01/x"]])
+def test_find_number_ends_at_an_empty_or_non_string_next_page_uri(rsps, client, next_page_uri):
+    rsps.get(LIST_URL, json=page([], next_page_uri))
+
+    assert client.find_number("+14155550100") is None
+    assert len(rsps.calls) == 1
+
+
 def test_find_number_refuses_to_send_credentials_to_another_host(rsps, client):
     rsps.get(LIST_URL, json=page([], "https://evil.test/api/laml/2010-04-01/steal"))
 
-    with pytest.raises(SignalWireUnavailable):
+    with pytest.raises(SignalWireUnavailable) as info:
         client.find_number("+14155550100")
 
     assert len(rsps.calls) == 1
+    assert info.value.message == "refusing to follow next_page_uri to another host (evil.test)"
+    assert info.value.may_have_reached_signalwire is False
 
 
 def test_find_number_stops_when_next_page_uri_repeats(rsps, client):
@@ -556,6 +1006,51 @@ def test_find_number_stops_when_next_page_uri_repeats(rsps, client):
 
     with pytest.raises(SignalWireUnavailable):
         client.find_number("+14155550100")
+
+
+def test_find_number_gives_up_after_the_page_limit_of_distinct_pages(rsps, client, monkeypatch):
+    monkeypatch.setattr(signalwire, "_MAX_PAGES", 3)
+
+    def endless(request):
+        following = len(rsps.calls) + 1
+        next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page={following}"
+        return 200, {}, json.dumps(page([], next_uri))
+
+    rsps.add_callback(responses.GET, LIST_URL, callback=endless)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.find_number("+14155550100")
+
+    assert len(rsps.calls) == 3
+    assert info.value.message == "SignalWire's list of numbers did not end (next_page_uri repeats)"
+    assert info.value.may_have_reached_signalwire is False
+
+
+@pytest.mark.parametrize("answer", [{"body": "<html>maintenance</html>"}, {"json": []}])
+def test_find_number_on_a_page_that_is_not_a_json_object_is_unavailable(rsps, client, answer):
+    rsps.get(LIST_URL, status=200, **answer)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.find_number("+14155550100")
+
+    assert info.value.message == (
+        "SignalWire answered the list request with something that is not a JSON object"
+    )
+    assert info.value.status == 200
+    assert info.value.may_have_reached_signalwire is False
+
+
+def test_find_number_on_an_unreadable_match_is_unavailable_and_says_why(rsps, client):
+    rsps.get(LIST_URL, json=page([{"phone_number": "+14155550100", "sid": ""}]))
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.find_number("+14155550100")
+
+    assert info.value.message == (
+        "SignalWire's answer could not be read as a phone number: "
+        "an IncomingPhoneNumber needs a sid and a phone_number"
+    )
+    assert info.value.status == 200
 
 
 def test_find_number_raises_credentials_rejected_on_401(rsps, client):
@@ -595,7 +1090,10 @@ def test_check_credentials_401_while_the_account_opens_means_numbers_scope_missi
         client.check_credentials()
 
     assert info.value.is_numbers_scope_missing is True
-    assert "Numbers scope" in str(info.value)
+    assert info.value.message == (
+        "the API token is valid but lacks the Numbers scope"
+        " (SignalWire said: Authentication failed)"
+    )
 
 
 def test_check_credentials_403_means_numbers_scope_missing(rsps, client):
@@ -605,6 +1103,31 @@ def test_check_credentials_403_means_numbers_scope_missing(rsps, client):
         client.check_credentials()
 
     assert info.value.is_numbers_scope_missing is True
+
+
+def test_check_credentials_401_with_the_account_unreachable_leaves_the_scope_undecided(
+    rsps, client
+):
+    rsps.get(LIST_URL, json=error_body(20003, "Authentication failed", 401), status=401)
+    rsps.get(BASE, body=requests.ConnectTimeout("slow"))
+
+    with pytest.raises(CredentialsRejected) as info:
+        client.check_credentials()
+
+    assert info.value.is_numbers_scope_missing is False
+    assert info.value.message == "Authentication failed"
+
+
+def test_check_credentials_keeps_its_deadline_for_the_account_request(rsps, client):
+    rsps.get(LIST_URL, json=error_body(20003, "Authentication failed", 401), status=401)
+    rsps.get(BASE, json={"sid": PROJECT}, status=200)
+
+    with pytest.raises(CredentialsRejected):
+        client.check_credentials(deadline=time.monotonic() + 0.5)
+
+    connect, read = rsps.calls[1].request.req_kwargs["timeout"]
+    assert 0 < connect <= 0.5
+    assert 0 < read <= 0.5
 
 
 @pytest.mark.parametrize(
@@ -663,6 +1186,7 @@ def test_a_redirect_is_not_followed_and_counts_as_unavailable(rsps, client):
         client.import_number("+14155550100", "longcode")
 
     assert info.value.status == 302
+    assert info.value.message == "unexpected answer from SignalWire: HTTP 302"
     assert info.value.may_have_reached_signalwire is True
     assert len(rsps.calls) == 1
 
@@ -806,7 +1330,9 @@ def test_deadline_cuts_an_import_whose_status_line_and_headers_trickle(trickle_s
 
     # The POST was sent: the number may have been created.
     assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
-    assert "after the request was sent" in info.value.message
+    assert info.value.message.startswith(
+        "the attempt ran out of time after the request was sent to SignalWire ("
+    )
     assert server.request_lines == [
         f"POST /api/laml/2010-04-01/Accounts/{PROJECT}/ImportedPhoneNumbers HTTP/1.1"
     ]
@@ -996,7 +1522,18 @@ def test_connecting_gets_only_the_time_left_across_every_address(monkeypatch):
             sock.close()
 
     assert_ran_out_of_time(info.value, started=started, may_have_reached=False)
-    assert "while connecting" in info.value.message
+    assert info.value.message.startswith(
+        "the attempt ran out of time while connecting to SignalWire ("
+    )
+    assert "Connection to localhost timed out." in info.value.message
+
+
+def test_timeouts_are_kept_when_the_deadline_leaves_more_time(rsps, client):
+    rsps.post(IMPORT_URL, json=number_body(), status=201)
+
+    client.import_number("+14155550100", "longcode", deadline=time.monotonic() + 60)
+
+    assert rsps.calls[0].request.req_kwargs["timeout"] == (3.05, 10.0)
 
 
 def test_timeouts_are_cut_to_the_time_left(rsps, client):
@@ -1066,6 +1603,178 @@ def test_requests_with_deadlines_leave_no_thread_cutoff_or_descriptor_behind(sim
     assert open_descriptors() <= descriptors
     assert signalwire._watchdog.armed_count() == 0
     assert [t.name for t in threading.enumerate()].count("signalwire-deadlines") == 1
+
+
+def test_the_watchdog_shuts_each_socket_down_at_its_deadline_and_forgets_it():
+    watchdog = signalwire._Watchdog()
+    try:
+        # The second round finds the watchdog idle, with nothing armed.
+        for _ in range(2):
+            late_pair, early_pair = socket.socketpair(), socket.socketpair()
+            late = signalwire._Cutoff(time.monotonic() + 0.3)
+            early = signalwire._Cutoff(time.monotonic() + 0.1)
+            try:
+                late.watch(late_pair[0])
+                early.watch(early_pair[0])
+                # Armed second, the earlier deadline must still wake the sleeping watchdog.
+                watchdog.arm(late)
+                watchdog.arm(early)
+
+                for ours, _ in (early_pair, late_pair):
+                    ours.settimeout(TRICKLE_SECONDS)
+                    assert ours.recv(1) == b""  # shut down, not timed out
+
+                assert watchdog.armed_count() == 0
+            finally:
+                for cutoff in (late, early):
+                    cutoff.close()
+                for sock in (*late_pair, *early_pair):
+                    sock.close()
+        # A daemon, so that it never keeps a finished process alive.
+        assert watchdog._thread.daemon is True
+    finally:
+        # Its thread lives on, idle; renamed so that the process's one watchdog stays countable.
+        watchdog._thread.name = "signalwire-deadlines (a test's own)"
+
+
+def test_a_socket_watched_after_its_cutoff_fired_is_shut_down_at_once():
+    # The deadline can pass while a connection is being made: its socket must not escape.
+    ours, theirs = socket.socketpair()
+    cutoff = signalwire._Cutoff(time.monotonic())
+    try:
+        cutoff.fire()
+        cutoff.watch(ours)
+
+        ours.settimeout(TRICKLE_SECONDS)
+        assert ours.recv(1) == b""
+    finally:
+        cutoff.close()
+        ours.close()
+        theirs.close()
+
+
+def test_a_cutoff_firing_on_a_socket_that_never_connected_is_no_error():
+    never_connected = socket.socket()
+    cutoff = signalwire._Cutoff(time.monotonic())
+    try:
+        cutoff.watch(never_connected)
+
+        cutoff.fire()
+    finally:
+        cutoff.close()
+        never_connected.close()
+
+
+def closed_port():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        return listener.getsockname()[1]
+
+
+def failing_resolver(answer):
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host != "localhost":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return resolve
+
+
+@pytest.mark.parametrize(
+    ("resolved", "details"),
+    [
+        (
+            socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+            ["Failed to resolve 'localhost' ([Errno -2] Name or service not known)"],
+        ),
+        ([], ["Failed to establish a new connection: getaddrinfo returned no address"]),
+        (None, ["Failed to establish a new connection: [Errno 111] Connection refused"]),
+    ],
+)
+def test_a_connection_that_fails_within_the_deadline_says_why(monkeypatch, resolved, details):
+    if resolved is not None:
+        monkeypatch.setattr(socket, "getaddrinfo", failing_resolver(resolved))
+    client = loopback_client(f"http://localhost:{closed_port()}/api/laml/2010-04-01")
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=time.monotonic() + 30)
+
+    assert info.value.message.startswith("could not connect to SignalWire (ConnectionError: ")
+    for detail in details:
+        assert detail in info.value.message
+    assert info.value.may_have_reached_signalwire is False
+
+
+def test_a_deadline_bounded_request_reaches_the_address_its_name_resolves_to(monkeypatch):
+    answer = http_answer("200 OK", page([]))[0]
+    for family, host in [(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.2")]:
+        listener = socket.create_server((host, 0), family=family)
+        address = listener.getsockname()
+
+        def serve(listener=listener):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        entry = (family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)
+        monkeypatch.setattr(socket, "getaddrinfo", failing_resolver([entry]))
+        client = loopback_client(f"http://localhost:{address[1]}/api/laml/2010-04-01")
+        try:
+            client.check_credentials(deadline=time.monotonic() + 30)
+        finally:
+            listener.close()
+        server.join()
+
+
+def on_a_new_thread(call):
+    """What `call()` returns or raises, run on a thread of its own (so with a new session)."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = call()
+        except Exception as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def test_a_broken_connection_is_not_retried_behind_the_callers_back(trickle_server):
+    # The caller decides about retries (a lookup first, for an import that may have arrived).
+    server = trickle_server(b"", trickle_from=0)  # reads the request, closes without answering
+    client = loopback_client(server.base_url())
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        on_a_new_thread(client.check_credentials)
+
+    assert info.value.may_have_reached_signalwire is True
+    assert len(server.request_lines) == 1
+
+
+def test_a_request_on_a_new_thread_keeps_its_deadline(trickle_server):
+    # Each thread has its own session, whose pools must be the ones that keep deadlines.
+    server = trickle_server(http_answer("200 OK", page([]))[0], trickle_from=0, prompt_answers=1)
+    client = loopback_client(server.base_url())
+
+    def check():
+        client.check_credentials()  # a thread's first request may have no deadline
+        client.check_credentials(deadline=time.monotonic() + DEADLINE)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        on_a_new_thread(check)
+
+    assert "ran out of time" in info.value.message
 
 
 def test_a_forked_child_has_a_watchdog_of_its_own(trickle_server, sim_client):
