@@ -626,8 +626,6 @@ def _was_sent(exc: requests.ConnectionError) -> bool:
     MaxRetryError; anything else (a reset or EOF while waiting for the answer) came after the
     request was written, so SignalWire may have acted on it.
     """
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
     reason = exc.args[0] if exc.args else None
     if isinstance(reason, urllib3.exceptions.MaxRetryError):
         pre_send = (
