@@ -338,7 +338,10 @@ def import_number(number_import: NumberImport, client: SignalWireClient | None =
         number_import.hand_back()
         return
     except DecryptionFailed as exc:
-        _fail_on_credentials(number_import, str(exc), http_status=None, code="")
+        # SignalWire was never asked: the job says why it stopped, not that a token was refused.
+        _fail_on_credentials(
+            number_import, str(exc), http_status=None, code="", pause_reason=str(exc)
+        )
         return
     try:
         _attempt(number_import, client, deadline)
@@ -457,14 +460,19 @@ def _wait_for_send_slot(number_import: NumberImport, deadline: float) -> None:
 
 
 def _fail_on_credentials(
-    number_import: NumberImport, message: str, http_status: int | None, code: str
+    number_import: NumberImport,
+    message: str,
+    http_status: int | None,
+    code: str,
+    pause_reason: str = "SignalWire refused the project's API token.",
 ) -> None:
     number_import.mark_failed(FailureCategory.AUTH, message, code, http_status)
-    number_import.job.pause("SignalWire refused the project's API token.")
+    number_import.job.pause(pause_reason)
     logger.warning(
-        "Paused job %s: SignalWire refused the token of project %s",
+        "Paused job %s of project %s: %s",
         number_import.job_id,
         number_import.project_id,
+        pause_reason,
     )
 
 

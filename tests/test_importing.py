@@ -419,7 +419,8 @@ def test_a_refused_token_is_recorded_as_signalwire_answered_and_the_pause_logged
     [record] = [record for record in caplog.records if record.name == importing.__name__]
     assert (record.levelname, record.getMessage()) == (
         "WARNING",
-        f"Paused job {row.job_id}: SignalWire refused the token of project {row.project_id}",
+        f"Paused job {row.job_id} of project {row.project_id}: "
+        "SignalWire refused the project's API token.",
     )
 
 
@@ -438,7 +439,8 @@ def test_a_token_that_cannot_be_decrypted_fails_the_number_and_pauses_the_job(
         "was the key it was encrypted with removed?"
     )
     assert (row.error_code, row.http_status) == ("", None)
-    assert row.job.is_paused
+    # SignalWire was never asked, so the job does not say it refused the token.
+    assert row.job.pause_reason == row.error_message
 
 
 def test_a_project_whose_token_was_removed_pauses_the_job_saying_why(start, make_project, sent):
