@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+import types
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from importlib import metadata
@@ -67,6 +68,32 @@ def rsps():
 @pytest.fixture
 def client():
     return SignalWireClient(SPACE, PROJECT, TOKEN, version="9.9.9")
+
+
+class ScriptedClock:
+    """`time.monotonic` as `signalwire` reads it on the thread that made this clock: each
+    reading is the next of `readings`, and the last one repeats. Other threads (the watchdog)
+    read the real clock."""
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+        self.thread = threading.current_thread()
+
+    def monotonic(self):
+        if threading.current_thread() is not self.thread:
+            return time.monotonic()
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """`clock(*readings)`: the readings `signalwire` gets from its clock on this thread."""
+
+    def script(*readings):
+        fake = ScriptedClock(readings)
+        monkeypatch.setattr(signalwire, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+
+    return script
 
 
 def form_pairs(request):
@@ -608,22 +635,19 @@ def test_an_errors_text_leads_with_its_status_and_code_when_known(error, text):
 
 
 def test_each_request_is_logged_at_debug_with_its_method_url_status_and_duration(
-    rsps, client, caplog
+    rsps, client, caplog, clock
 ):
-    def answered_after_50_ms(request):
-        time.sleep(0.05)
-        return 200, {}, json.dumps(page([]))
-
-    rsps.add_callback(responses.GET, LIST_URL, callback=answered_after_50_ms)
+    clock(1000.0, 1000.75)  # the request starts, then its answer has been read
+    rsps.get(LIST_URL, json=page([]))
 
     with caplog.at_level(logging.DEBUG, logger="phone_numbers.signalwire"):
         client.check_credentials()
 
     url = f"{LIST_URL}?PageSize=1"
-    sent, answered = [m for m in caplog.messages if f"GET {url}" in m]
-    assert f"GET {url} -> 200 in " in answered
-    milliseconds = int(re.search(r"-> 200 in (\d+) ms", answered).group(1))
-    assert 50 <= milliseconds < 60_000  # milliseconds, from this request's start
+    assert [m for m in caplog.messages if f"GET {url}" in m] == [
+        f"SignalWire GET {url}",
+        f"SignalWire GET {url} -> 200 in 750 ms",
+    ]
 
 
 def test_a_failed_request_is_logged_with_its_method_url_and_what_happened(rsps, client, caplog):
@@ -645,6 +669,14 @@ def test_an_errors_repr_names_its_class_status_code_and_message():
     assert (
         repr(error) == "RequestRejected(status=400, code='21421', message='PhoneNumber is invalid')"
     )
+
+
+def test_an_errors_args_hold_its_message_as_any_exceptions_do():
+    # What code that knows only Exception reads: Celery's result backends store an exception
+    # as its args.
+    error = RequestRejected("PhoneNumber is invalid", status=400, code="21421")
+
+    assert error.args == ("PhoneNumber is invalid",)
 
 
 def test_an_unavailable_errors_repr_also_says_when_to_retry_and_whether_it_arrived():
@@ -1158,6 +1190,23 @@ def test_each_thread_gets_its_own_pooled_session_without_credentials():
     assert "Authorization" not in mine.headers
 
 
+def test_a_threads_session_keeps_pools_for_32_spaces_of_4_connections_each():
+    # A worker thread serves many Spaces; these bound the sockets it holds open per Space and
+    # in all. Pools are made without connecting, so no network is needed.
+    def pools_made_for_40_spaces():
+        manager = signalwire._session().get_adapter("https://acme.signalwire.com").poolmanager
+        pools = [
+            manager.connection_from_host(f"space{n}.signalwire.com", 443, "https")
+            for n in range(40)
+        ]
+        return len(manager.pools), {pool.pool.maxsize for pool in pools}
+
+    kept, sizes = on_a_new_thread(pools_made_for_40_spaces)
+
+    assert kept == 32
+    assert sizes == {4}
+
+
 def test_a_cookie_from_one_project_never_reaches_another(rsps):
     other_project = "c0ffee00-da60-4998-90ad-b792e98472ac"
     first = SignalWireClient(SPACE, PROJECT, TOKEN)
@@ -1495,6 +1544,58 @@ def test_a_deadline_already_passed_sends_nothing(trickle_server, method):
     assert server.connections == 0
 
 
+def test_a_deadline_reached_exactly_as_a_request_starts_sends_nothing(rsps, client, clock):
+    deadline = time.monotonic() + 30
+    clock(deadline)
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode", deadline=deadline)
+
+    assert (
+        info.value.message
+        == "the attempt ran out of time before this request to SignalWire started"
+    )
+    assert len(rsps.calls) == 0
+
+
+def test_a_failure_at_exactly_the_deadline_says_the_attempt_ran_out_of_time(rsps, client, clock):
+    deadline = time.monotonic() + 30
+    clock(deadline - 1, deadline)  # the request starts, then it fails
+    rsps.post(IMPORT_URL, body=requests.ConnectTimeout("slow"))
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode", deadline=deadline)
+
+    assert info.value.message == (
+        "the attempt ran out of time while connecting to SignalWire (ConnectTimeout: slow)"
+    )
+    assert info.value.may_have_reached_signalwire is False
+
+
+class ConnectRecorder:
+    """Stands in for `signalwire.create_connection`: records each address tried and each socket
+    opened, and connects for real."""
+
+    def __init__(self, create_connection):
+        self.create_connection = create_connection
+        self.addresses = []
+        self.sockets = []
+
+    def __call__(self, address, *args, **kwargs):
+        self.addresses.append(address)
+        sock = self.create_connection(address, *args, **kwargs)
+        self.sockets.append(sock)
+        return sock
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """What the deadline-bounded connections of this test tried and opened."""
+    recorder = ConnectRecorder(signalwire.create_connection)
+    monkeypatch.setattr(signalwire, "create_connection", recorder)
+    return recorder
+
+
 def test_connecting_gets_only_the_time_left_across_every_address(monkeypatch):
     # A listener whose accept queue is full drops new connections' SYNs: connecting hangs.
     listener = socket.create_server(("127.0.0.1", 0), backlog=0)
@@ -1697,15 +1798,69 @@ def failing_resolver(answer):
 def test_a_connection_that_fails_within_the_deadline_says_why(monkeypatch, resolved, details):
     if resolved is not None:
         monkeypatch.setattr(socket, "getaddrinfo", failing_resolver(resolved))
-    client = loopback_client(f"http://localhost:{closed_port()}/api/laml/2010-04-01")
+    port = closed_port()
+    client = loopback_client(f"http://localhost:{port}/api/laml/2010-04-01")
 
     with pytest.raises(SignalWireUnavailable) as info:
         client.check_credentials(deadline=time.monotonic() + 30)
 
     assert info.value.message.startswith("could not connect to SignalWire (ConnectionError: ")
     for detail in details:
-        assert detail in info.value.message
+        # After the connection (host and port), as urllib3's own errors name it.
+        assert f"_HTTPConnection(host='localhost', port={port}): {detail}" in info.value.message
     assert info.value.may_have_reached_signalwire is False
+
+
+def test_no_address_is_tried_once_the_deadline_has_come(connects, clock):
+    deadline = time.monotonic() + 30
+    clock(deadline - 1, deadline)  # the request starts; the deadline has come as it connects
+    port = closed_port()
+    client = loopback_client(f"http://127.0.0.1:{port}/api/laml/2010-04-01")
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=deadline)
+
+    assert connects.addresses == []
+    assert info.value.message.startswith(
+        "the attempt ran out of time while connecting to SignalWire (ConnectTimeout: "
+    )
+    # urllib3's own error, naming the connection (host and port) as urllib3 does.
+    assert re.search(
+        rf"\(Caused by ConnectTimeoutError\(<_HTTPConnection\(host='127\.0\.0\.1', port={port}\)"
+        r" at 0x[0-9a-f]+>, 'Connection to 127\.0\.0\.1 timed out\.'\)\)\)$",
+        info.value.message,
+    )
+
+
+def test_each_address_a_name_resolves_to_is_tried_once(monkeypatch, connects):
+    # getaddrinfo lists an address once per socket type unless asked for TCP only: a refusing
+    # address would then be tried three times.
+    port = closed_port()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def localhost_is_127_0_0_1(host, *args, **kwargs):
+        return real_getaddrinfo("127.0.0.1" if host == "localhost" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", localhost_is_127_0_0_1)
+    client = loopback_client(f"http://localhost:{port}/api/laml/2010-04-01")
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.check_credentials(deadline=time.monotonic() + 30)
+
+    assert connects.addresses == [("127.0.0.1", port)]
+    assert "[Errno 111] Connection refused" in info.value.message
+
+
+def test_a_deadline_bounded_connection_keeps_urllib3s_socket_options(trickle_server, connects):
+    server = trickle_server(http_answer("200 OK", page([]))[0], trickle_from=0, prompt_answers=1)
+    client = loopback_client(server.base_url())
+
+    client.check_credentials(deadline=time.monotonic() + 30)
+
+    (sock,) = connects.sockets
+    # urllib3's default TCP_NODELAY: a request's last small segment leaves at once instead of
+    # waiting for the server's ACK of the one before (Nagle).
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_a_deadline_bounded_request_reaches_the_address_its_name_resolves_to(monkeypatch):
