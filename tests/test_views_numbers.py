@@ -101,6 +101,18 @@ def test_text_finds_project_ticket_sid_and_friendly_name(client, support_user, a
     assert shown(search(client, q="front")) == ["+14155550103"]
 
 
+def test_text_finds_every_number_it_matches_by_project_ticket_friendly_name_or_sid(add_number):
+    add_number("+14155550100", project="Northwind Traders")
+    add_number("+14155550101", project="Globex Corp", ticket="NORTHWIND-7")
+    add_number("+14155550102", project="Globex Corp", friendly_name="Northwind front desk")
+    add_number("+14155550103", project="Globex Corp", sid="northwind-0001")
+    add_number("+14155550104", project="Globex Corp", friendly_name="Lobby")
+
+    found = NumberImport.objects.search(" northwind ").values_list("number", flat=True)
+
+    assert sorted(found) == ["+14155550100", "+14155550101", "+14155550102", "+14155550103"]
+
+
 def test_imported_numbers_show_by_default_and_any_status_on_request(
     client, support_user, add_number
 ):
