@@ -92,6 +92,31 @@ def test_start_creates_the_rows_and_queues_the_first_window_after_commit(start, 
     assert job.status_for(job.counts()) == JobStatus.QUEUED
 
 
+def test_a_started_job_keeps_its_choices_and_each_row_keeps_its_line_as_read(start, sent):
+    # A tel: URI's parameters are dropped when read, so its line may be longer than the
+    # 100 characters kept of it.
+    uri = "tel:+12125550100;phone-context=" + "x" * 90
+    job = start(
+        ["not a number", "(415) 555-0100", uri], number_type="tollfree", capabilities=["sms"]
+    )
+
+    assert (job.number_type, job.capabilities, job.ticket) == ("tollfree", ["sms"], "HD-1")
+    rows = job.numbers.order_by("input_line")
+    assert [
+        (row.number, row.input_text, row.input_line, row.how_read, row.number_type) for row in rows
+    ] == [
+        (
+            "+14155550100",
+            "(415) 555-0100",
+            2,
+            "Assumed United States, the project's default country",
+            "tollfree",
+        ),
+        ("+12125550100", uri[:100], 3, "International number (United States)", "tollfree"),
+    ]
+    assert [row.capabilities for row in rows] == [["sms"], ["sms"]]
+
+
 def test_confirming_the_same_list_twice_makes_one_job(start, make_project, sent):
     project = make_project()
 
@@ -124,6 +149,20 @@ def test_the_same_list_confirmed_by_someone_else_is_not_taken_for_their_own_repe
         )
 
 
+def test_the_same_list_confirmed_again_after_the_repeat_window_is_a_new_confirm(
+    start, make_project, sent
+):
+    project = make_project()
+    first = start(["+14155550100"], project=project)
+    ImportJob.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - importing.REPEAT_CONFIRM_WINDOW - timedelta(seconds=1)
+    )
+
+    # Not taken for a double click: read again, and nothing in it is new.
+    with pytest.raises(importing.ImportRefused, match="Nothing to import"):
+        start(["+14155550100"], project=project)
+
+
 def test_a_second_list_imports_only_the_numbers_not_already_live(start, make_project, sent):
     project = make_project()
     start(["+14155550100"], project=project)
@@ -137,8 +176,12 @@ def test_a_list_with_nothing_new_is_refused(start, make_project, sent):
     project = make_project()
     start(["+14155550100"], project=project)
 
-    with pytest.raises(importing.ImportRefused, match="Nothing to import"):
+    with pytest.raises(importing.ImportRefused) as refused:
         start(["+14155550100", "not a number"], project=project)
+
+    assert str(refused.value) == (
+        "Nothing to import: every line is either not a number or already in the project."
+    )
 
 
 def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_project, sent):
@@ -960,6 +1003,19 @@ def test_a_job_paused_by_a_refused_token_queues_no_more_numbers_until_it_is_resu
     assert sent == [(first.pk, None), (second.pk, None)]
 
 
+def test_a_paused_job_queues_nothing_while_another_job_may(start, sent, settings):
+    settings.PORTAL_JOB_CONCURRENCY = 1
+    paused = start(["+14155550100", "+14155550101"])
+    other = start(["+12125550100", "+12125550101"])
+    ImportJob.objects.filter(pk=paused.pk).update(paused_at=timezone.now())
+    NumberImport.objects.update(queued_at=None)
+    sent.clear()
+
+    assert importing.queue_pending(paused) == 0
+    assert importing.queue_pending(other) == 1
+    assert not paused.numbers.filter(queued_at__isnull=False).exists()
+
+
 # Recovery
 
 
@@ -1183,6 +1239,22 @@ def test_a_broker_lost_midway_leaves_the_unsent_numbers_to_recovery_and_says_whi
     unsent = [second.pk, third.pk]
     assert record.getMessage() == f"Could not queue number imports {unsent}; recovery will"
     assert isinstance(record.exc_info[1], ConnectionError)
+
+
+def test_a_broker_lost_midway_unqueues_only_the_numbers_still_pending(start, sent, monkeypatch):
+    job = start(["+14155550100", "+14155550101"])
+    first, second = job.numbers.order_by("pk")
+    # Cancelled between being queued and being sent: not to be taken for one to recover.
+    NumberImport.objects.filter(pk=second.pk).update(status=ImportStatus.CANCELLED)
+
+    def broker_lost(args, countdown=None):
+        raise ConnectionError("broker gone")
+
+    monkeypatch.setattr(import_phone_number, "apply_async", broker_lost)
+    importing._send([first.pk, second.pk])
+
+    assert reload(first).queued_at is None
+    assert reload(second).queued_at is not None
 
 
 # Issue 13: the engine's promises at the edges

@@ -123,3 +123,10 @@ def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(jo
     )
 
     assert page({"q": "555 0100", "number_type": "tollfree"}, 0, 10) == [tollfree.number]
+
+
+def test_five_digits_or_more_must_be_in_the_number_in_that_order_not_only_as_runs_of_four(job):
+    # "+12340002345" holds the runs 1234 and 2345 of "12345", but not "12345".
+    [match, _] = add(job(), ["+14155512345", "+12340002345"])
+
+    assert NumberSearchRow.objects.newest_ids("12345", 10) == [match.pk]
