@@ -24,7 +24,8 @@ audit: $(INSTALLED)
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 # Mutation testing of the import engine, the rate limiter and the SignalWire client against
-# the fast tests (README: Mutation testing). Not part of `make test`: it takes about MINUTES.
+# the fast tests (README: Mutation testing). Not part of `make test`: it takes well over an
+# hour on 2 cores.
 mutants: $(INSTALLED)
 	rm -rf mutants
 	$(BIN)/python scripts/with_test_servers.py $(BIN)/mutmut run
