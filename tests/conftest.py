@@ -134,6 +134,20 @@ def free_port() -> int:
 
 
 @pytest.fixture
+def sent(monkeypatch) -> list[tuple[int, float | None]]:
+    """Tasks sent to the broker, as (number import pk, countdown)."""
+    from phone_numbers.tasks import import_phone_number
+
+    calls: list[tuple[int, float | None]] = []
+    monkeypatch.setattr(
+        import_phone_number,
+        "apply_async",
+        lambda args, countdown=None: calls.append((args[0], countdown)),
+    )
+    return calls
+
+
+@pytest.fixture
 def support_user(db):
     from django.contrib.auth.models import Group, User
 

@@ -40,18 +40,6 @@ def no_rate_limit_wait(settings):
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, float | None]]:
-    """Tasks sent to the broker, as (number import pk, countdown)."""
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(
-        import_phone_number,
-        "apply_async",
-        lambda args, countdown=None: calls.append((args[0], countdown)),
-    )
-    return calls
-
-
-@pytest.fixture
 def start(make_project, admin_user, django_capture_on_commit_callbacks):
     def start(numbers: list[str], project=None, **choices) -> ImportJob:
         with django_capture_on_commit_callbacks(execute=True):

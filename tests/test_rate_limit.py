@@ -12,7 +12,6 @@ from django.db import connection
 from phone_numbers import importing, rate_limit
 from phone_numbers.models import ImportStatus
 from phone_numbers.rate_limit import SPACING_MARGIN, book_send_slot, hold_back_space
-from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
 
 pytestmark = pytest.mark.django_db
@@ -69,18 +68,6 @@ def bookings(monkeypatch, events) -> list[tuple[bool, float]]:
 
     monkeypatch.setattr(importing, "book_send_slot", recording_book_send_slot)
     return answers
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[int, float | None]]:
-    """Tasks sent to the broker, as (number import pk, countdown)."""
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(
-        import_phone_number,
-        "apply_async",
-        lambda args, countdown=None: calls.append((args[0], countdown)),
-    )
-    return calls
 
 
 @pytest.fixture
