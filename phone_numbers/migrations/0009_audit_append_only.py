@@ -67,6 +67,15 @@ def drop_triggers(apps, schema_editor):
             schema_editor.execute(statement)
 
 
+def forget_deleted_users(apps, schema_editor):
+    # Going back to a foreign key with a constraint: entries of users deleted since then
+    # lose the link, as SET_NULL did (their username stays).
+    entries = apps.get_model("phone_numbers", "AuditEntry")
+    users = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
+    dangling = entries.objects.filter(user__isnull=False).exclude(user__in=users.objects.all())
+    dangling.update(user=None)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("phone_numbers", "0008_failure_category_internal"),
@@ -145,5 +154,6 @@ class Migration(migrations.Migration):
                 to=settings.AUTH_USER_MODEL,
             ),
         ),
+        migrations.RunPython(migrations.RunPython.noop, forget_deleted_users),
         migrations.RunPython(create_triggers, drop_triggers),
     ]
