@@ -254,6 +254,19 @@ def test_deleting_a_user_changes_no_entry_and_is_itself_recorded(client, admin_u
     assert after[len(before) :] == [AuditEntry.objects.filter(pk=deleted.pk).values().get()]
 
 
+def test_the_django_admin_shows_an_entry_of_a_deleted_user(client, admin_user, support_user):
+    client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
+    entry = AuditEntry.objects.get(action=AuditAction.LOGIN)
+    support_user.delete()
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+
+    response = client.get(reverse("admin:phone_numbers_auditentry_change", args=[entry.pk]))
+
+    assertContains(response, "sam")
+
+
 @pytest.mark.parametrize(
     "statement",
     [
