@@ -6,5 +6,6 @@ class PhoneNumbersConfig(AppConfig):
     verbose_name = "Phone numbers"
 
     def ready(self) -> None:
-        # Connects the audit trail's receivers for logins, logouts and lockouts.
-        from phone_numbers import audit  # noqa: F401
+        # Connects the audit trail's receivers for logins, logouts and lockouts, and for
+        # changes of users and groups.
+        from phone_numbers import accounts, audit  # noqa: F401
