@@ -502,7 +502,13 @@ def start_celery_worker(
 @pytest.fixture
 def celery_worker_process(start_celery_worker, simulator) -> CeleryWorker:
     """A running worker (4 threads) whose SignalWire requests all go to `simulator`."""
-    return start_celery_worker(env={"SIGNALWIRE_BASE_URL": simulator.api_base_url})
+    return start_celery_worker(
+        env={
+            "SIGNALWIRE_BASE_URL": simulator.api_base_url,
+            # The test settings are production mode, which refuses a base URL without this.
+            "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+        }
+    )
 
 
 @pytest.hookimpl(wrapper=True)
