@@ -19,6 +19,8 @@ class SafeUrlsExceptionReporterFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)
-        if isinstance(cleansed, str):
+        # type(), not isinstance: a lazy object passes for a str, and evaluating it here could
+        # run anything.
+        if type(cleansed) is str:
             return _URL_PASSWORD.sub(rf"\g<before>{self.cleansed_substitute}", cleansed)
         return cleansed
