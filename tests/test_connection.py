@@ -4,8 +4,6 @@ import base64
 import dataclasses
 import json
 import logging
-import socket
-import threading
 from datetime import timedelta
 
 import pytest
@@ -19,7 +17,7 @@ from phone_numbers.connection import end_stale_connection_checks
 from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
 from phone_numbers.signalwire import API_PATH
 from phone_numbers.tasks import check_project_connection
-from tests.conftest import free_port
+from tests.conftest import free_port, raw_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -229,67 +227,6 @@ def test_checking_again_after_an_unfinished_check_polls_again(make_project):
 
 
 # --- What the project page may show of a failed check (issue 19, item 5) ----------------------
-
-
-class HostileServer:
-    """A loopback TCP server that, for each connection, reads the request and then either
-    closes at once, says nothing, or sends `answer` (a function of the request's bytes)."""
-
-    def __init__(self, behaviour: str, answer=None) -> None:
-        self.behaviour = behaviour
-        self.answer = answer
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.held: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.behaviour == "close":
-                conn.close()
-            elif self.behaviour == "silent":
-                self.held.append(conn)
-            else:
-                conn.settimeout(5)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    request += chunk
-                conn.sendall(self.answer(request.decode("latin-1")))
-                conn.close()
-
-    def close(self) -> None:
-        self.listener.close()
-        for conn in self.held:
-            conn.close()
-
-
-@pytest.fixture
-def hostile_server():
-    servers = []
-
-    def start(behaviour: str, answer=None) -> HostileServer:
-        servers.append(HostileServer(behaviour, answer))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def raw_answer(status_line: str, body: str, content_type="application/json") -> bytes:
-    payload = body.encode()
-    return (
-        f"HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-    ).encode() + payload
 
 
 def check_against(settings, base_url, make_project, sim_project) -> tuple[str, str]:

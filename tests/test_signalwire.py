@@ -812,6 +812,69 @@ def test_a_token_echoed_by_signalwire_is_replaced_by_a_marker(rsps, client):
     assert info.value.message == "bad token [redacted] echoed"
 
 
+def echo_authorization(request):
+    message = f"you sent {request.headers['Authorization']}"
+    return 422, {}, json.dumps({"code": "10000", "message": message})
+
+
+def test_an_echoed_authorization_header_is_replaced_by_a_marker_in_errors_and_logs(
+    rsps, client, caplog
+):
+    # base64(project:token) is the token too: anyone can decode it.
+    rsps.add_callback(responses.POST, IMPORT_URL, callback=echo_authorization)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(RequestRejected) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "you sent Basic [redacted]"
+    assert_no_secret(info.value.message, info.value.detail, str(info.value), *caplog.messages)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (500, {"code": 1, "message": "INTERNAL-ONLY: db=10.0.0.5"}, "Internal Server Error"),
+        (502, "<h1>INTERNAL-ONLY: db=10.0.0.5</h1>", "Bad Gateway"),
+        (503, {"message": "INTERNAL-ONLY: db=10.0.0.5"}, "Service Unavailable"),
+        (429, {"message": "INTERNAL-ONLY: db=10.0.0.5"}, "Too Many Requests"),
+        (599, "INTERNAL-ONLY: db=10.0.0.5", "HTTP 599"),
+    ],
+)
+def test_an_error_page_that_is_not_a_documented_4xx_is_shown_by_its_status_and_logged(
+    rsps, client, caplog, status, body, message
+):
+    # A 5xx or 429 page is as likely a proxy's as SignalWire's: its words are not shown.
+    answer = {"json": body} if isinstance(body, dict) else {"body": body}
+    rsps.post(IMPORT_URL, status=status, **answer)
+
+    with caplog.at_level(logging.INFO), pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == message
+    assert "INTERNAL-ONLY" in info.value.detail
+    assert "INTERNAL-ONLY" in " ".join(caplog.messages)
+
+
+def test_the_reason_phrase_a_server_sends_is_never_the_message(trickle_server):
+    answer, _ = http_answer("502 INTERNAL-ONLY db=10.0.0.5", [])
+    server = trickle_server(answer, trickle_from=len(answer))
+    client = loopback_client(server.base_url())
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "Bad Gateway"
+
+
+def test_signalwires_own_4xx_message_is_kept_for_support_staff(rsps, client):
+    rsps.post(IMPORT_URL, json=error_body("21421", "PhoneNumber is invalid", 400), status=400)
+
+    with pytest.raises(RequestRejected) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "PhoneNumber is invalid"
+
+
 def test_token_never_appears_in_errors_reprs_or_logs(rsps, client, caplog):
     outcomes = [
         {"json": error_body("10000", f"bad token {TOKEN} echoed", 422), "status": 422},
