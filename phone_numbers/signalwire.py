@@ -739,8 +739,11 @@ class SignalWireClient:
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.user_agent = f"{user_agent}/{version or _package_version()}"
         self._token = token
-        # What a server echoing the Authorization header would send back.
-        self._basic_credentials = base64.b64encode(f"{project_id}:{token}".encode()).decode()
+        # What a server echoing the Authorization header would send back, encoded as requests
+        # encodes it (Latin-1; a token Latin-1 cannot encode is never sent).
+        self._basic_credentials = base64.b64encode(
+            f"{project_id}:{token}".encode("latin-1", errors="replace")
+        ).decode()
         self._account_path = f"/Accounts/{quote(project_id, safe='')}"
 
     def __repr__(self) -> str:
