@@ -38,7 +38,7 @@ def test_admin_adds_a_project_sees_ok_and_sees_a_wrong_token_rejected(
 
     page.locator("main").get_by_role("link", name="Add project").click()
     page.locator("#id_name").fill("Simulated customer")
-    page.locator("#id_space_host").fill("https://simulated.signalwire.test/dashboard")
+    page.locator("#id_space_host").fill("https://simulated.signalwire.com/dashboard")
     page.locator("#id_project_id").fill(sim_project.project_id)
     page.locator("#id_default_country").select_option("US")
     page.locator("#id_notes").fill("Pointed at the local simulator.")
@@ -50,7 +50,7 @@ def test_admin_adds_a_project_sees_ok_and_sees_a_wrong_token_rejected(
     # A reload would drop this marker: the badge must change through htmx alone.
     page.evaluate("window.stillTheSamePage = true")
     expect(page.locator("main h1")).to_have_text("Simulated customer")
-    expect(page.locator("main")).to_contain_text("simulated.signalwire.test")
+    expect(page.locator("main")).to_contain_text("simulated.signalwire.com")
     expect(connection_badge(page)).to_have_text("OK", timeout=CHECK_SECONDS * 1000)
     expect(page.locator("main")).to_contain_text("The token works")
     assert page.evaluate("window.stillTheSamePage") is True

@@ -176,7 +176,9 @@ def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_proje
     with pytest.raises(importing.ImportRefused) as no_token:
         start(["+14155550100"], project=make_project(token=None))
     with pytest.raises(importing.ImportRefused) as deactivated:
-        start(["+14155550100"], project=make_project(is_active=False, space_host="b.example.com"))
+        start(
+            ["+14155550100"], project=make_project(is_active=False, space_host="b.signalwire.com")
+        )
 
     assert str(no_token.value) == (
         "This project has no API token: ask an admin to add one on the project page."
