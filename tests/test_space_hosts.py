@@ -202,7 +202,15 @@ def test_the_django_admin_cannot_change_a_project_so_the_token_never_leaves(
     admin_user.save()
     client.force_login(admin_user)
     fields = form_data(space_host=host, is_active="on")
-    inline = {"credentials-TOTAL_FORMS": "1", "credentials-INITIAL_FORMS": "1"}
+    # The whole change form as the admin page posts it: on main this changed the host.
+    inline = {
+        "credentials-TOTAL_FORMS": "1",
+        "credentials-INITIAL_FORMS": "1",
+        "credentials-MIN_NUM_FORMS": "0",
+        "credentials-MAX_NUM_FORMS": "1000",
+        "credentials-0-id": str(acme.active_credential.pk),
+        "credentials-0-project": str(acme.pk),
+    }
 
     changed = client.post(
         reverse("admin:phone_numbers_project_change", args=[acme.pk]), fields | inline
