@@ -96,3 +96,15 @@ def test_support_user_sees_projects_but_cannot_open_the_projects_admin(
         expect(page.locator("body")).to_contain_text("403 Forbidden")
         expect(page.locator("#id_token")).to_have_count(0)
         save_screenshot(page, name)
+
+
+def test_the_edit_form_of_a_token_ending_in_an_html_comment_opener_shows_its_save_button(
+    page, live_server, log_in, admin_user, make_project
+):
+    project = make_project(token="PTtoken-ending-<!--")
+    log_in(page, "ada", "admin-pass-1")
+
+    page.goto(f"{live_server.url}/projects/{project.pk}/edit/")
+
+    expect(page.locator("#id_token_helptext")).to_contain_text("(…<!--)")
+    expect(page.locator("main").get_by_role("button", name="Save")).to_be_visible()
