@@ -217,3 +217,39 @@ def test_checking_again_after_an_unfinished_check_polls_again(make_project):
 
     assert project.is_checking_connection
     assert not project.is_connection_check_unfinished
+
+
+def stored_host(project: Project, host: str) -> Project:
+    """The project with `host` written past the model's checks, as rows from before them are."""
+    Project.objects.filter(pk=project.pk).update(space_host=host)
+    project.refresh_from_db()
+    return project
+
+
+def test_a_host_that_cannot_form_a_url_ends_the_check_as_a_configuration_error(make_project):
+    project = stored_host(make_project(), "acme.signalwire.com/x y")
+    project.start_connection_check()
+
+    status, detail = status_after_check(project)
+
+    assert status == ConnectionStatus.CONFIGURATION
+    assert detail == (
+        "The Space host “acme.signalwire.com/x y” is not a SignalWire Space: an admin must "
+        "correct it on the project page, and enter the token again."
+    )
+    assert not project.is_checking_connection
+
+
+def test_a_setting_the_client_refuses_ends_the_check_as_a_configuration_error(
+    make_project, settings, caplog
+):
+    settings.SIGNALWIRE_BASE_URL = "http://10.0.0.5/api/laml/2010-04-01"
+    project = make_project(token="PTsecret-token-5150")
+    project.start_connection_check()
+
+    status, detail = status_after_check(project)
+
+    assert status == ConnectionStatus.CONFIGURATION
+    assert detail.startswith("The portal's SignalWire settings are wrong")
+    assert "refusing plain http:// to 10.0.0.5" in caplog.text
+    assert "PTsecret-token-5150" not in caplog.text + detail
