@@ -169,6 +169,7 @@ def test_a_pasted_url_with_a_port_is_refused_with_a_message_not_stripped_of_it(
         reverse("phone_numbers:project_edit", args=[acme.pk]), form_data(space_host=typed)
     )
 
+    assert response.status_code == 200, "saved"
     assert response.context["form"].errors == {
         "space_host": [
             "Remove the port “:8443”: a SignalWire Space answers on the standard HTTPS port only."
@@ -368,6 +369,7 @@ def test_changing_the_host_in_the_form_asks_for_the_token_again(client, admin_us
 
     response = client.post(url, form_data(space_host="other.signalwire.com"))
 
+    assert response.status_code == 200, "saved"
     assert response.context["form"].errors == {
         "token": [
             "You changed the Space host: enter this project's API token again. The stored "
@@ -385,6 +387,7 @@ def test_changing_the_project_id_in_the_form_asks_for_the_token_again(client, ad
 
     response = client.post(url, form_data(project_id="11111111-1111-4111-8111-111111111111"))
 
+    assert response.status_code == 200, "saved"
     assert "You changed the Project ID" in response.context["form"].errors["token"][0]
     assert acme.active_credential.token == TOKEN
 
