@@ -434,7 +434,7 @@ def run_scenario(
         space.name: SimProject(
             project_id=str(uuid.uuid4()),
             token="PT" + uuid.uuid4().hex,
-            space_host=f"{space.name}.signalwire.test",
+            space_host=f"{space.name}.signalwire.com",
             overrides=space.overrides,
         )
         for space in scenario.spaces

@@ -88,7 +88,7 @@ def sim_project(name: str) -> SimProject:
     return SimProject(
         project_id=str(uuid.uuid4()),
         token="PT" + uuid.uuid4().hex,
-        space_host=f"{name}.signalwire.test",
+        space_host=f"{name}.signalwire.com",
     )
 
 

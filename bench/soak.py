@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> list[str]:
     sim_project = SimProject(
         project_id=str(uuid.uuid4()),
         token="PT" + uuid.uuid4().hex,
-        space_host="soak.signalwire.test",
+        space_host="soak.signalwire.com",
     )
     # duplicates="allow": a second post of a number creates a second one, so it shows in stats.
     # The simulator enforces the limit too: a breach would also come back as a 429.

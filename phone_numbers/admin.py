@@ -20,11 +20,20 @@ class CredentialInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    """Shown, never changed here: the portal's project pages add, edit and deactivate projects,
+    with the audit trail and the token entered again when the Space host or project ID changes,
+    which this admin has no place for."""
+
     list_display = ["name", "space_host", "project_id", "is_active", "connection_status"]
     list_filter = ["is_active", "connection_status"]
     search_fields = ["name", "space_host"]
-    readonly_fields = ["connection_status", "connection_detail", "connection_checked_at"]
     inlines = [CredentialInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # Projects are deactivated, never deleted: their history must stay.

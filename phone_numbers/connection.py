@@ -7,7 +7,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from phone_numbers.crypto import DecryptionFailed
-from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
+from phone_numbers.models import (
+    ConnectionStatus,
+    Project,
+    connection_check_time_limit,
+    is_space_host,
+)
 from phone_numbers.signalwire import (
     CredentialsRejected,
     RequestRejected,
@@ -18,25 +23,49 @@ from phone_numbers.signalwire import (
 
 logger = logging.getLogger(__name__)
 
+# How much of a refused host a message repeats: enough to recognise it.
+SHOWN_HOST_LENGTH = 80
+
 
 class NoActiveToken(Exception):
     """The project has no token the portal can use."""
 
 
+class ConfigurationError(Exception):
+    """The project or the portal is set up so that no request can be made: nothing was sent."""
+
+
 def client_for(project: Project) -> SignalWireClient:
-    """A SignalWire client for the project's active credential."""
+    """A SignalWire client for the project's active credential.
+
+    The last check before a token leaves: a host that is not a SignalWire Space (a row
+    written before hosts were checked, or by QuerySet.update) never gets a client.
+    """
+    if not is_space_host(project.space_host):
+        raise ConfigurationError(
+            f"The Space host “{project.space_host[:SHOWN_HOST_LENGTH]}” is not a SignalWire "
+            "Space: an admin must correct it on the project page, and enter the token again."
+        )
     credential = project.active_credential
     if credential is None:
         raise NoActiveToken("This project has no API token: an admin must add one.")
-    return SignalWireClient(
-        project.space_host,
-        str(project.project_id),
-        credential.token,
-        base_url=settings.SIGNALWIRE_BASE_URL,
-        encoding=settings.SIGNALWIRE_REQUEST_ENCODING,
-        timeout=settings.SIGNALWIRE_TIMEOUT,
-        version=settings.PORTAL_VERSION,
-    )
+    try:
+        return SignalWireClient(
+            project.space_host,
+            str(project.project_id),
+            credential.token,
+            base_url=settings.SIGNALWIRE_BASE_URL,
+            encoding=settings.SIGNALWIRE_REQUEST_ENCODING,
+            timeout=settings.SIGNALWIRE_TIMEOUT,
+            version=settings.PORTAL_VERSION,
+        )
+    except ValueError:
+        # The client refused a setting (SIGNALWIRE_BASE_URL, say); its message names it.
+        logger.exception("No SignalWire client for project %s", project.pk)
+        raise ConfigurationError(
+            "The portal's SignalWire settings are wrong: tell the portal's maintainers (the "
+            "worker's log has the error)."
+        ) from None
 
 
 def check_connection(project: Project, client: SignalWireClient | None = None) -> None:
@@ -49,7 +78,7 @@ def check_connection(project: Project, client: SignalWireClient | None = None) -
     """
     try:
         (client or client_for(project)).check_credentials()
-    except (NoActiveToken, DecryptionFailed, SignalWireError) as exc:
+    except (NoActiveToken, DecryptionFailed, ConfigurationError, SignalWireError) as exc:
         status, message = _outcome_of(exc)
         logger.warning(
             "Connection check of project %s (%s): %s: %s",
@@ -67,6 +96,9 @@ def _outcome_of(exc: Exception) -> tuple[ConnectionStatus, str]:
     """The status and the fixed sentence the project page shows for a failed check."""
     if isinstance(exc, NoActiveToken):
         return ConnectionStatus.CREDENTIALS_REJECTED, str(exc)
+    if isinstance(exc, ConfigurationError):
+        # The portal's own words: nothing was sent, so no server's text is in them.
+        return ConnectionStatus.CONFIGURATION, str(exc)
     if isinstance(exc, DecryptionFailed):
         return (
             ConnectionStatus.CREDENTIALS_REJECTED,

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_choices
@@ -24,6 +25,16 @@ from phone_numbers.models import (
 from phone_numbers.number_input import CSV_MAX_ROWS, InputError, read_csv, read_pasted
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# A port at the end of the host part of a typed host or URL.
+_PORT = re.compile(r":(\d*)$")
+
+
+def typed_port(value: str) -> str | None:
+    """The port of a typed host or URL (`https://acme.signalwire.com:8443/` → "8443"), or None."""
+    after_scheme = value.strip().split("://", 1)[-1]
+    host_part = re.split(r"[/?#]", after_scheme, maxsplit=1)[0].rpartition("@")[2]
+    match = _PORT.search(host_part)
+    return match.group(1) if match else None
 
 
 def normalise_space_host(value: str) -> str:
@@ -71,8 +82,13 @@ class ProjectForm(forms.ModelForm):
         if self.instance.pk:
             credential = self.instance.active_credential
             self.fields["token"].label = "Replace API token"
+            # Help text is rendered as HTML: the token's last characters are escaped.
             self.fields["token"].help_text = (
-                f"Leave blank to keep the current token (…{credential.token_last4})."
+                format_html(
+                    "Leave blank to keep the current token (…{}). Changing the Space host or "
+                    "project ID needs the token again.",
+                    credential.token_last4,
+                )
                 if credential
                 else "This project has no token: add one."
             )
@@ -80,8 +96,15 @@ class ProjectForm(forms.ModelForm):
             self.fields["token"].required = True
 
     def clean_space_host(self) -> str:
+        typed = self.cleaned_data["space_host"]
+        if (port := typed_port(typed)) is not None:
+            # Refused, not dropped: a host with a port is some other server than the Space.
+            raise forms.ValidationError(
+                f"Remove the port “:{port}”: a SignalWire Space answers on the standard HTTPS "
+                "port only."
+            )
         try:
-            return normalise_space_host(self.cleaned_data["space_host"])
+            return normalise_space_host(typed)
         except ValueError:
             raise forms.ValidationError(
                 "Enter the Space's host name, like acme.signalwire.com (a pasted Space URL "
@@ -116,11 +139,30 @@ class ProjectForm(forms.ModelForm):
                 "project_id",
                 f"This Space already has this project in the portal: “{duplicate.name}”.",
             )
+        moved = self._moved_fields(cleaned)
+        if moved and not cleaned.get("token") and "token" not in self.errors:
+            self.add_error(
+                "token",
+                f"You changed the {' and the '.join(moved)}: enter this project's API token "
+                "again. The stored token is revoked, never sent to another Space or project.",
+            )
         return cleaned
+
+    def _moved_fields(self, cleaned: dict) -> list[str]:
+        """Labels of the fields that point an existing project at another Space or project."""
+        if not self.instance.pk:
+            return []
+        return [
+            self.fields[name].label
+            for name in ("space_host", "project_id")
+            if name in cleaned and cleaned[name] != getattr(self.instance, name)
+        ]
 
     @transaction.atomic
     def save(self, by) -> Project:
-        project = super().save()
+        project = super().save(commit=False)
+        # A new Space host or project ID revokes the stored token (Project.save), by `by`.
+        project.save(by=by)
         if self.cleaned_data["token"]:
             project.replace_token(self.cleaned_data["token"], by=by)
         return project

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
-from phone_numbers.connection import NoActiveToken, client_for
+from phone_numbers.connection import ConfigurationError, NoActiveToken, client_for
 from phone_numbers.crypto import DecryptionFailed
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
@@ -31,6 +31,7 @@ from phone_numbers.models import (
     ImportStatus,
     NumberImport,
     Project,
+    is_space_host,
 )
 from phone_numbers.number_input import InputLine, read_number
 from phone_numbers.rate_limit import LATEST_DEPARTURE, book_send_slot, hold_back_space
@@ -174,6 +175,11 @@ def refusal_for(project: Project) -> str:
     """Why nothing can be imported into the project right now, or ""."""
     if not project.is_active:
         return "This project is deactivated: an admin must reactivate it before importing."
+    if not is_space_host(project.space_host):
+        return (
+            "This project's Space host is not a SignalWire Space: ask an admin to correct it on "
+            "the project page."
+        )
     if project.active_credential is None:
         return "This project has no API token: ask an admin to add one on the project page."
     return ""
@@ -343,6 +349,11 @@ def import_number(number_import: NumberImport, client: SignalWireClient | None =
             number_import, str(exc), http_status=None, code="", pause_reason=str(exc)
         )
         return
+    except ConfigurationError as exc:
+        # Nothing was sent, and no retry can mend it: the job waits for an admin's fix.
+        number_import.mark_failed(FailureCategory.CONFIGURATION, str(exc))
+        _pause_for(number_import, str(exc))
+        return
     try:
         _attempt(number_import, client, deadline)
     except Exception as exc:
@@ -467,12 +478,13 @@ def _fail_on_credentials(
     pause_reason: str = "SignalWire refused the project's API token.",
 ) -> None:
     number_import.mark_failed(FailureCategory.AUTH, message, code, http_status)
-    number_import.job.pause(pause_reason)
+    _pause_for(number_import, pause_reason)
+
+
+def _pause_for(number_import: NumberImport, reason: str) -> None:
+    number_import.job.pause(reason)
     logger.warning(
-        "Paused job %s of project %s: %s",
-        number_import.job_id,
-        number_import.project_id,
-        pause_reason,
+        "Paused job %s of project %s: %s", number_import.job_id, number_import.project_id, reason
     )
 
 
@@ -593,14 +605,19 @@ def cancel_pending(job: ImportJob) -> int:
 
 
 def resume(job: ImportJob) -> None:
-    """Resume a paused job: numbers stopped by a refused token, and those whose tasks came
-    while it was paused (they ended without sending), go back in the queue at once."""
+    """Resume a paused job: numbers stopped by a refused token or a configuration error, and
+    those whose tasks came while it was paused (they ended without sending), go back in the
+    queue at once."""
     _refuse_to_send(job, to_retry=False)
     with transaction.atomic():
         ImportJob.objects.filter(pk=job.pk).update(paused_at=None, pause_reason="")
         job.numbers.filter(status=ImportStatus.PENDING).update(queued_at=None)
     job.refresh_from_db()
-    _restart(job.numbers.filter(failure_category=FailureCategory.AUTH))
+    _restart(
+        job.numbers.filter(
+            failure_category__in=[FailureCategory.AUTH, FailureCategory.CONFIGURATION]
+        )
+    )
     queue_pending(job)
 
 

@@ -1,10 +1,12 @@
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
@@ -26,6 +28,7 @@ class ConnectionStatus(models.TextChoices):
     SCOPE_MISSING = "scope_missing", "Numbers scope missing"
     PARTNER_API_DISABLED = "partner_api_disabled", "Partner API not enabled"
     UNREACHABLE = "unreachable", "Space unreachable"
+    CONFIGURATION = "configuration", "Configuration error"
 
 
 # Time for a check's task to wait in the queue behind import tasks; the requests themselves
@@ -39,6 +42,34 @@ def connection_check_time_limit() -> timedelta:
     # check_credentials makes up to two requests: the Numbers read, then on 401/403 the
     # account read that tells a wrong token from a missing scope.
     return 2 * timedelta(seconds=connect + read) + CONNECTION_CHECK_QUEUE_MARGIN
+
+
+# The one name before a Space domain: letters, digits and inner hyphens. Not punycode ("xn--"):
+# a Unicode look-alike of a customer's name is just what this check must not let through.
+_SPACE_NAME = re.compile(r"(?!-)(?!xn--)[a-z0-9-]{1,63}(?<!-)")
+
+
+def is_space_host(host: str) -> bool:
+    """True for `<name>.<suffix>` with a suffix of PORTAL_SPACE_HOST_SUFFIXES, in lower case.
+
+    Exactly one name before the suffix, and nothing else: no port, path, trailing dot or
+    deeper name, so a token can only go to a SignalWire Space. An IP address in any spelling
+    cannot match, since every suffix ends in letters.
+    """
+    name, dot, suffix = host.partition(".")
+    return bool(
+        dot and suffix in settings.PORTAL_SPACE_HOST_SUFFIXES and _SPACE_NAME.fullmatch(name)
+    )
+
+
+def validate_space_host(host: str) -> None:
+    if not is_space_host(host):
+        domains = " or ".join(settings.PORTAL_SPACE_HOST_SUFFIXES)
+        raise ValidationError(
+            f"Enter the Space's host name: one name before {domains}, like "
+            f"acme.{settings.PORTAL_SPACE_HOST_SUFFIXES[0]} (no IP address, port or path).",
+            code="not_a_space_host",
+        )
 
 
 class ProjectQuerySet(models.QuerySet):
@@ -67,7 +98,10 @@ class Project(models.Model):
 
     name = models.CharField(max_length=200, help_text="The customer, as support staff say it.")
     space_host = models.CharField(
-        "Space host", max_length=253, help_text="For example acme.signalwire.com"
+        "Space host",
+        max_length=253,
+        help_text="For example acme.signalwire.com",
+        validators=[validate_space_host],
     )
     project_id = models.UUIDField(
         "Project ID", help_text="A UUID, shown in the Space's API page (also called AccountSid)."
@@ -99,6 +133,30 @@ class Project(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.space_host})"
 
+    def save(self, *args, by=None, **kwargs) -> None:
+        """Save; a new Space host or project ID is checked, and revokes the stored token.
+
+        The checks live here, not only in the form, so that the Django admin and a shell obey
+        them too. A token belongs to one project of one Space: sending it elsewhere would hand
+        it to whoever answers there, so a project that moves needs its token entered again.
+        `by` is who revoked it.
+        """
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and not {"space_host", "project_id"} & set(update_fields):
+            return super().save(*args, **kwargs)
+        validate_space_host(self.space_host)
+        with transaction.atomic():
+            moves = (
+                self.pk is not None
+                and Project.objects.select_for_update()
+                .filter(pk=self.pk)
+                .exclude(space_host=self.space_host, project_id=self.project_id)
+                .exists()
+            )
+            super().save(*args, **kwargs)
+            if moves:
+                self.revoke_token(by)
+
     @property
     def default_country_name(self) -> str:
         return country_names().get(self.default_country, self.default_country)
@@ -113,10 +171,14 @@ class Project(models.Model):
         # A with block, not the decorator: a decorator's frame would show the token in
         # error reports.
         with transaction.atomic():
-            self.credentials.filter(revoked_at__isnull=True).update(
-                token=None, revoked_at=timezone.now(), revoked_by=by
-            )
+            self.revoke_token(by)
             return self.credentials.create(token=token, token_last4=token[-4:], created_by=by)
+
+    def revoke_token(self, by) -> int:
+        """Revoke the active token, erasing its ciphertext; return how many were revoked."""
+        return self.credentials.filter(revoked_at__isnull=True).update(
+            token=None, revoked_at=timezone.now(), revoked_by=by
+        )
 
     def start_connection_check(self) -> None:
         # While checking, connection_checked_at holds the start, so a check whose task was
@@ -227,6 +289,7 @@ class FailureCategory(models.TextChoices):
     UPSTREAM = "upstream", "SignalWire error"
     NETWORK = "network", "Network problem"
     INTERNAL = "internal", "Portal error"
+    CONFIGURATION = "configuration", "Configuration error"
 
 
 # What support staff are told about each failure, and what to do next (PRODUCT.md).
@@ -243,6 +306,8 @@ FAILURE_ADVICE = {
     FailureCategory.INTERNAL: "The portal failed while sending this number. Tell the portal's "
     "maintainers (the worker's log has the error), then retry it: a retry checks SignalWire "
     "first.",
+    FailureCategory.CONFIGURATION: "Nothing was sent: the project or the portal is set up wrong, "
+    "so the job is paused. Ask an admin to correct what the message names, then resume the job.",
 }
 # What a number waiting for its next automatic try says instead: nothing to do yet.
 RETRYING_ADVICE = "Nothing to do: it is tried again by itself."
@@ -253,6 +318,7 @@ RETRYABLE_CATEGORIES = [
     FailureCategory.UPSTREAM,
     FailureCategory.NETWORK,
     FailureCategory.INTERNAL,
+    FailureCategory.CONFIGURATION,
 ]
 
 

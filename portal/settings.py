@@ -10,6 +10,7 @@ README.md lists every variable.
 
 import math
 import os
+import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -363,6 +364,22 @@ SIGNALWIRE_TIMEOUT = (
     env_int("SIGNALWIRE_CONNECT_TIMEOUT_MS", 3050) / 1000,
     env_int("SIGNALWIRE_READ_TIMEOUT_MS", 15000) / 1000,
 )
+# A project's Space host is one name before one of these domains (`acme.signalwire.com`), so a
+# stored token can only ever be sent to a SignalWire Space. Local mode adds `signalwire.test`,
+# the reserved test domain of the simulator's demo project.
+PORTAL_SPACE_HOST_SUFFIXES = env_list(
+    "PORTAL_SPACE_HOST_SUFFIXES",
+    ["signalwire.com", "signalwire.test"] if LOCAL_MODE else ["signalwire.com"],
+)
+# Domain names in lower case, with at least two labels and a top-level domain of letters only,
+# so that no suffix can make an IP address or a bare top-level domain a Space.
+_DOMAIN = re.compile(r"(?:(?!-)(?!xn--)[a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}")
+for _suffix in PORTAL_SPACE_HOST_SUFFIXES:
+    if not _DOMAIN.fullmatch(_suffix):
+        raise ImproperlyConfigured(
+            "PORTAL_SPACE_HOST_SUFFIXES must list domain names in lower case, like "
+            f"signalwire.com, not {_suffix!r}"
+        )
 
 # Importing. The rate limit is per Space, across every worker on every machine; SignalWire
 # publishes 13,800 POSTs per 10 s for a whole Space, so the default stays far below it.

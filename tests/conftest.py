@@ -274,7 +274,7 @@ def sim_project():
     return SimProject(
         project_id=str(uuid.uuid4()),
         token="PT" + uuid.uuid4().hex,
-        space_host="test.signalwire.test",
+        space_host="simulated.signalwire.com",
     )
 
 

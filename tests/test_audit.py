@@ -123,6 +123,11 @@ def test_project_changes_are_recorded_with_old_and_new_values_but_never_the_toke
     assert changed.changes == {"name": {"old": "Acme Corp", "new": "Acme Inc"}}
     replaced = AuditEntry.objects.get(action=AuditAction.CREDENTIAL_REPLACED)
     assert replaced.changes == {"token": "token replaced"}
+    # A new project's token is its first: both of its entries say it was added.
+    created = AuditEntry.objects.get(action=AuditAction.PROJECT_CREATED)
+    assert created.changes["token"] == "token added"
+    added = AuditEntry.objects.get(action=AuditAction.CREDENTIAL_ADDED)
+    assert added.changes == {"token": "token added"}
     for entry in AuditEntry.objects.exclude(action__in=[AuditAction.LOGIN, *ACCOUNT_ACTIONS]):
         assert entry.project == project
         assert CANARY not in str(entry.changes) + entry.target

@@ -171,7 +171,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
     log_in(page, "sam", "support-pass-1")
     page.goto(f"{live_server.url}/imports/new/")
     page.evaluate("window.stillTheSamePage = true")
-    page.locator("#id_project").select_option(label="Simulated customer (test.signalwire.test)")
+    page.locator("#id_project").select_option(label="Simulated customer (simulated.signalwire.com)")
     page.locator("#id_numbers").fill("\n".join(lines))
     page.locator("#id_ticket").fill("SUP-5050")
     page.locator("main").get_by_role("button", name="Preview").click()

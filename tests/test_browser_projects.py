@@ -38,7 +38,7 @@ def test_admin_adds_a_project_sees_ok_and_sees_a_wrong_token_rejected(
 
     page.locator("main").get_by_role("link", name="Add project").click()
     page.locator("#id_name").fill("Simulated customer")
-    page.locator("#id_space_host").fill("https://simulated.signalwire.test/dashboard")
+    page.locator("#id_space_host").fill("https://simulated.signalwire.com/dashboard")
     page.locator("#id_project_id").fill(sim_project.project_id)
     page.locator("#id_default_country").select_option("US")
     page.locator("#id_notes").fill("Pointed at the local simulator.")
@@ -50,7 +50,7 @@ def test_admin_adds_a_project_sees_ok_and_sees_a_wrong_token_rejected(
     # A reload would drop this marker: the badge must change through htmx alone.
     page.evaluate("window.stillTheSamePage = true")
     expect(page.locator("main h1")).to_have_text("Simulated customer")
-    expect(page.locator("main")).to_contain_text("simulated.signalwire.test")
+    expect(page.locator("main")).to_contain_text("simulated.signalwire.com")
     expect(connection_badge(page)).to_have_text("OK", timeout=CHECK_SECONDS * 1000)
     expect(page.locator("main")).to_contain_text("The token works")
     assert page.evaluate("window.stillTheSamePage") is True
@@ -96,3 +96,15 @@ def test_support_user_sees_projects_but_cannot_open_the_projects_admin(
         expect(page.locator("body")).to_contain_text("403 Forbidden")
         expect(page.locator("#id_token")).to_have_count(0)
         save_screenshot(page, name)
+
+
+def test_the_edit_form_of_a_token_ending_in_an_html_comment_opener_shows_its_save_button(
+    page, live_server, log_in, admin_user, make_project
+):
+    project = make_project(token="PTtoken-ending-<!--")
+    log_in(page, "ada", "admin-pass-1")
+
+    page.goto(f"{live_server.url}/projects/{project.pk}/edit/")
+
+    expect(page.locator("#id_token_helptext")).to_contain_text("(…<!--)")
+    expect(page.locator("main").get_by_role("button", name="Save")).to_be_visible()

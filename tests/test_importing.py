@@ -176,7 +176,9 @@ def test_a_project_without_a_token_or_deactivated_cannot_start(start, make_proje
     with pytest.raises(importing.ImportRefused) as no_token:
         start(["+14155550100"], project=make_project(token=None))
     with pytest.raises(importing.ImportRefused) as deactivated:
-        start(["+14155550100"], project=make_project(is_active=False, space_host="b.example.com"))
+        start(
+            ["+14155550100"], project=make_project(is_active=False, space_host="b.signalwire.com")
+        )
 
     assert str(no_token.value) == (
         "This project has no API token: ask an admin to add one on the project page."
@@ -1932,3 +1934,65 @@ def test_pausing_a_job_keeps_the_first_reason_and_pauses_no_other_job(start, mak
     assert (job.paused_at, job.pause_reason) == first_pause
     other.refresh_from_db()
     assert not other.is_paused
+
+
+# A configuration error (issue 19, item 7)
+
+
+def test_a_host_that_cannot_form_a_url_fails_the_number_once_and_pauses_the_job(
+    start, make_project, sent, settings
+):
+    settings.PORTAL_STUCK_SUBMITTING_SECONDS = 0  # recovery takes back any number left sending
+    project = make_project()
+    row = only_row(start(["+14155550100"], project=project))
+    Project.objects.filter(pk=project.pk).update(space_host="acme.signalwire.com/x y")
+
+    import_phone_number(row.pk)
+    for _ in range(3):
+        importing.recover_stuck_imports()
+        import_phone_number(row.pk)
+
+    row = reload(row)
+    assert (row.status, row.failure_category) == (
+        ImportStatus.FAILED,
+        FailureCategory.CONFIGURATION,
+    )
+    assert row.attempts == 1
+    assert "“acme.signalwire.com/x y” is not a SignalWire Space" in row.error_message
+    assert row.job.pause_reason == row.error_message
+    assert row.failure_advice.startswith("Nothing was sent")
+
+
+def test_a_setting_the_client_refuses_fails_the_number_as_configuration(start, sent, settings):
+    row = only_row(start(["+14155550100"]))
+    settings.SIGNALWIRE_BASE_URL = "http://10.0.0.5/api/laml/2010-04-01"
+
+    importing.import_number(reload(row))
+
+    row = reload(row)
+    assert (row.status, row.failure_category) == (
+        ImportStatus.FAILED,
+        FailureCategory.CONFIGURATION,
+    )
+    assert row.error_message.startswith("The portal's SignalWire settings are wrong")
+    assert row.job.is_paused
+
+
+def test_resume_after_the_host_is_corrected_sends_the_configuration_failures_again(
+    start, make_project, sent, django_capture_on_commit_callbacks
+):
+    project = make_project()
+    row = only_row(start(["+14155550100"], project=project))
+    Project.objects.filter(pk=project.pk).update(space_host="10.0.0.5")
+    importing.import_number(reload(row))
+    with pytest.raises(importing.ImportRefused, match="not a SignalWire Space"):
+        importing.resume(reload(row).job)
+    Project.objects.filter(pk=project.pk).update(space_host="acme.signalwire.com")
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        importing.resume(reload(row).job)
+
+    assert reload(row).status == ImportStatus.PENDING
+    assert not reload(row).job.is_paused
+    assert [pk for pk, _ in sent] == [row.pk]

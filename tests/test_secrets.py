@@ -33,7 +33,7 @@ FORMATTER = logging.Formatter("%(levelname)s %(name)s %(message)s")
 def sim_project() -> SimProject:
     """The simulator's project, whose token is the canary (overrides conftest's)."""
     return SimProject(
-        project_id=str(uuid.uuid4()), token=CANARY, space_host="canary.signalwire.test"
+        project_id=str(uuid.uuid4()), token=CANARY, space_host="canary.signalwire.com"
     )
 
 

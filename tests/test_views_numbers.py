@@ -23,7 +23,7 @@ def add_number(make_project, support_user):
     def add(number, status="imported", project="Acme Corp", ticket="", **fields):
         if project not in projects:
             projects[project] = make_project(
-                name=project, space_host=f"{project.split()[0].lower()}.signalwire.com"
+                name=project, space_host=f"customer{len(projects)}.signalwire.com"
             )
         job = ImportJob.objects.create(
             project=projects[project],

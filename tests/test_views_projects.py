@@ -415,3 +415,34 @@ def test_a_lost_check_stored_as_not_finished_shows_the_same_advice(
     assertContains(response, "Ask an admin to check again")
     assertContains(response, "No outcome within")
     assertNotContains(response, "hx-trigger")
+
+
+def test_a_token_ending_in_an_html_comment_opener_is_shown_escaped_in_the_edit_form(
+    client, admin_user, make_project
+):
+    # Unescaped, "<!--" in the help text starts a comment that hides the rest of the page,
+    # the Save button included.
+    project = make_project(token="PTtoken-ending-<!--")
+    client.force_login(admin_user)
+
+    response = client.get(reverse("phone_numbers:project_edit", args=[project.pk]))
+
+    assertContains(response, "keep the current token (…&lt;!--)")
+    assertNotContains(response, "<!--")
+    assertContains(response, '<button type="submit" class="button button-primary">Save</button>')
+
+
+def test_a_configuration_error_renders_without_polling_and_says_what_to_do(
+    client, admin_user, make_project
+):
+    project = make_project()
+    project.record_connection_check(ConnectionStatus.CONFIGURATION, "The Space host is wrong.")
+    client.force_login(admin_user)
+
+    response = client.get(reverse("phone_numbers:project_detail", args=[project.pk]), headers=HTMX)
+
+    assertContains(response, "Configuration error")
+    assertContains(response, "Nothing was sent")
+    assertContains(response, "Correct it, then check again.")
+    assertContains(response, "The Space host is wrong.")
+    assertNotContains(response, "hx-trigger")
