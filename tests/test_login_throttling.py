@@ -1,4 +1,5 @@
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from axes.models import AccessAttempt
@@ -154,13 +155,13 @@ def test_the_slowdown_slows_a_guesser_spread_over_many_addresses(admin_user, clo
         clock.advance(seconds=10)
 
     after = settings.PORTAL_LOGIN_SLOWDOWN_AFTER
-    gaps = [later - earlier for earlier, later in zip(checked_at[after - 1 :], checked_at[after:])]
+    gaps = [later - earlier for earlier, later in pairwise(checked_at[after - 1 :])]
     cap = settings.PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES * 60
     # The first guesses go through; past them each wait is the one before doubled, up to the
     # cap: 15 guesses in the hour instead of 360.
     assert checked_at[:after] == [attempt * 10 for attempt in range(after)]
     assert gaps[0] == settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS
-    assert all(later == min(2 * earlier, cap) for earlier, later in zip(gaps, gaps[1:]))
+    assert all(later == min(2 * earlier, cap) for earlier, later in pairwise(gaps))
     assert len(checked_at) == after + 5
 
 
