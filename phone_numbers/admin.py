@@ -117,7 +117,7 @@ class PortalAccessAttemptAdmin(LiftLockoutMixin, AccessAttemptAdmin):
 
 @admin.register(LoginThrottle)
 class LoginThrottleAdmin(LiftLockoutMixin, admin.ModelAdmin):
-    list_display = ["username", "failures", "last_failure_at", "slowed_until"]
+    list_display = ["username", "failures", "last_attempt_at", "slowed_until"]
     search_fields = ["username"]
     readonly_fields = list_display
     actions = ["lift_lockout"]

@@ -44,7 +44,7 @@ class LoginThrottleHandler(AxesDatabaseHandler):
         # Marked before any password is checked: the failure that follows a refusal is no
         # guess, so it is neither counted nor written to the audit log as a failed login.
         request.login_refused = super().is_locked(request, credentials) or (
-            is_slowed_down(username) and not is_known_device(request, username)
+            not is_known_device(request, username) and is_slowed_down(username)
         )
         return request.login_refused
 
@@ -62,19 +62,19 @@ def count_failure(username: str) -> None:
     forgotten = now - timedelta(hours=settings.PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS)
     counted = LoginThrottle.objects.filter(username=username).update(
         failures=Case(
-            When(last_failure_at__lte=forgotten, then=Value(1)), default=F("failures") + 1
+            When(last_attempt_at__lte=forgotten, then=Value(1)), default=F("failures") + 1
         ),
-        last_failure_at=now,
+        last_attempt_at=now,
     )
     if not counted:
         try:
             with transaction.atomic():
-                LoginThrottle.objects.create(username=username, failures=1, last_failure_at=now)
+                LoginThrottle.objects.create(username=username, failures=1, last_attempt_at=now)
         except IntegrityError:
             # A failure for the same username in another request created the row first.
             count_failure(username)
             return
-    LoginThrottle.objects.filter(last_failure_at__lte=forgotten).delete()
+    LoginThrottle.objects.filter(last_attempt_at__lte=forgotten).delete()
 
 
 def slowed_until(username: str | None) -> datetime | None:
@@ -85,7 +85,20 @@ def slowed_until(username: str | None) -> datetime | None:
 
 
 def is_slowed_down(username: str | None) -> bool:
-    return slowed_until(username) is not None
+    """Whether an attempt for the username must wait. Past the threshold, an attempt that
+    finds the wait over takes the turn: concurrent attempts find it taken and wait too."""
+    throttle = LoginThrottle.objects.filter(username=username).first()
+    until = throttle.slowed_until() if throttle else None
+    if until is None:
+        return False
+    now = timezone.now()
+    if until > now:
+        return True
+    # Taking the turn restarts the wait from now (a failure then lengthens it).
+    taken = LoginThrottle.objects.filter(
+        pk=throttle.pk, last_attempt_at=throttle.last_attempt_at
+    ).update(last_attempt_at=now)
+    return not taken
 
 
 def locked_until(request: HttpRequest, username: str | None) -> datetime | None:

@@ -897,7 +897,8 @@ class LoginThrottle(models.Model):
 
     username = models.CharField(max_length=150, unique=True)
     failures = models.PositiveIntegerField(default=0)
-    last_failure_at = models.DateTimeField(db_index=True)
+    # The last failure, or the last attempt that took its turn during the slowdown.
+    last_attempt_at = models.DateTimeField(db_index=True)
 
     class Meta:
         permissions = [("lift_lockout", "Can lift login lockouts and slowdowns")]
@@ -907,7 +908,7 @@ class LoginThrottle(models.Model):
 
     def slowed_until(self) -> datetime | None:
         """Until when attempts for this username are refused (from an unknown browser): the
-        last failure plus a delay that doubles with each failure past the threshold."""
+        last attempt plus a delay that doubles with each failure past the threshold."""
         excess = self.failures - settings.PORTAL_LOGIN_SLOWDOWN_AFTER
         if excess < 0:
             return None
@@ -916,7 +917,7 @@ class LoginThrottle(models.Model):
             timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS) * 2 ** min(excess, 32),
             timedelta(minutes=settings.PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES),
         )
-        return self.last_failure_at + delay
+        return self.last_attempt_at + delay
 
 
 class AuditTally(models.Model):

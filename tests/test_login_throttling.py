@@ -1,9 +1,11 @@
+import threading
 from datetime import timedelta
 from itertools import pairwise
 
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -123,7 +125,7 @@ def test_from_a_new_browser_the_real_person_waits_out_the_slowdown_then_logs_in(
         assert log_in(Client(), "ada", "another-guess", f"10.8.1.{wait % 250}").status_code == 200
     # 13 failures: the delay after the last one is 60 s doubled three times.
     expected_wait = timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS * 8)
-    last_failure_at = clock.now
+    last_attempt_at = clock.now
 
     refused = log_in(Client(), "ada", "admin-pass-1", "192.0.2.20")
     clock.advance(seconds=expected_wait.total_seconds() - 1)
@@ -134,7 +136,7 @@ def test_from_a_new_browser_the_real_person_waits_out_the_slowdown_then_logs_in(
 
     assert refused.status_code == 429
     assertContains(refused, "Try again in 8 minutes", status_code=429)
-    retry_at = timezone.localtime(last_failure_at + expected_wait)
+    retry_at = timezone.localtime(last_attempt_at + expected_wait)
     assertContains(refused, f"after {retry_at:%H:%M}", status_code=429)
     # The refused attempts were no guesses: they neither counted nor pushed the time back.
     assert still_refused.status_code == 429
@@ -325,3 +327,47 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_one_locked_out(
 
     assert through_proxy("198.51.100.7").status_code == 429
     assert through_proxy("198.51.100.8").status_code == 200
+
+
+def guesses_at_once(count: int, network: int) -> list[int]:
+    """`count` wrong guesses at "ada" from as many addresses, released together; each thread
+    on its own database connection. Their status codes."""
+    barrier = threading.Barrier(count)
+    statuses: list[int] = []
+
+    def guess(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            address = f"10.{network}.3.{index}"
+            statuses.append(log_in(Client(), "ada", f"guess-{index}", address).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=guess, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL")
+def test_of_guesses_racing_for_one_turn_of_the_slowdown_only_one_is_checked():
+    checked_per_round = []
+    for round_number in range(10):
+        # The wait is just over, and 6 guesses from 6 addresses arrive together.
+        LoginThrottle.objects.update_or_create(
+            username="ada",
+            defaults={
+                "failures": settings.PORTAL_LOGIN_SLOWDOWN_AFTER,
+                "last_attempt_at": timezone.now()
+                - timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS + 1),
+            },
+        )
+        statuses = guesses_at_once(6, network=round_number)
+        assert len(statuses) == 6
+        assert set(statuses) <= {200, 429}
+        checked_per_round.append(statuses.count(200))
+
+    assert checked_per_round == [1] * 10
