@@ -216,7 +216,8 @@ LOGOUT_REDIRECT_URL = "login"
 # one address after this many failed logins from there, for the cool-off time; a good login
 # clears only that pair, never another username's failures. Neither a username everywhere nor
 # a whole address is locked: either would let anyone lock a named person (or an office behind
-# one address) out. Every failure and lockout goes to the audit trail.
+# one address) out. Failures and lockouts go to the audit trail (phone_numbers.audit bounds
+# them to one row a minute per address and username, with counts).
 AXES_FAILURE_LIMIT = env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5)
 PORTAL_LOGIN_COOLOFF_MINUTES = env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15)
 AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)
