@@ -3,7 +3,8 @@
 The client's address is REMOTE_ADDR. Behind a proxy that is the proxy's own address, so
 X-Forwarded-For is read only when REMOTE_ADDR is one of PORTAL_TRUSTED_PROXIES, and then the
 rightmost address the trusted proxies did not add is taken (the leftmost ones are whatever the
-client chose to send). django-axes uses the same address for its per-address lockout.
+client chose to send). django-axes uses the same address for its lockout of a username at
+an address.
 """
 
 import ipaddress

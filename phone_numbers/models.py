@@ -914,7 +914,7 @@ class LoginThrottle(models.Model):
             return None
         # Doubling from the first delay; the exponent is bounded so the number stays small.
         delay = min(
-            timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS) * 2 ** min(excess, 32),
+            timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS) * 2 ** min(excess, 20),
             timedelta(minutes=settings.PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES),
         )
         return self.last_attempt_at + delay

@@ -71,6 +71,19 @@ def test_a_username_is_locked_out_at_an_address_after_the_limit_even_with_the_ri
     assert log_in(Client(), "ada", "admin-pass-1", "10.0.0.1").status_code == 302
 
 
+def test_a_refused_attempt_does_not_push_the_end_of_the_lockout_back(support_user, clock):
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        log_in(Client(), "sam", f"wrong-{attempt}", "10.0.0.2")
+    clock.advance(minutes=10)
+
+    refused = log_in(Client(), "sam", "support-pass-1", "10.0.0.2")
+    clock.advance(minutes=5, seconds=1)
+    allowed = log_in(Client(), "sam", "support-pass-1", "10.0.0.2")
+
+    assertContains(refused, "Try again in 5 minutes", status_code=429)
+    assert allowed.status_code == 302
+
+
 def test_a_good_login_by_another_user_does_not_clear_the_failures_against_a_username(
     support_user, admin_user
 ):
