@@ -15,6 +15,7 @@ from phone_numbers import logins
 from phone_numbers.audit import COUNT_ONLY, NOT_WRITTEN
 from phone_numbers.models import AuditAction, AuditEntry, LoginThrottle
 from phone_numbers.tasks import write_held_back_login_events
+from tests.conftest import run_manage
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +51,32 @@ def test_the_limits_come_from_the_environment_with_defaults():
     assert settings.PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES == 60
     assert settings.PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS == 24
     assert settings.PORTAL_LOGIN_DEVICE_DAYS == 90
+
+
+def test_the_slowdown_settings_are_read_from_the_environment(local_mode_env):
+    names = [
+        "PORTAL_LOGIN_SLOWDOWN_AFTER",
+        "PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS",
+        "PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES",
+        "PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS",
+        "PORTAL_LOGIN_DEVICE_DAYS",
+    ]
+    env = {**local_mode_env, **{name: str(value) for value, name in enumerate(names, start=2)}}
+    show = f"from django.conf import settings as s; print([getattr(s, n) for n in {names!r}])"
+
+    result = run_manage(env, "shell", "-v", "0", "-c", show)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[2, 3, 4, 5, 6]"
+
+
+@pytest.mark.parametrize("name", ["PORTAL_LOGIN_SLOWDOWN_AFTER", "PORTAL_LOGIN_DEVICE_DAYS"])
+def test_a_slowdown_setting_below_one_stops_start_up_naming_it(local_mode_env, name):
+    result = run_manage({**local_mode_env, name: "0"}, "check")
+
+    assert result.returncode == 1
+    assert f"{name} must be 1 or more" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_a_username_is_locked_out_at_an_address_after_the_limit_even_with_the_right_password(
@@ -243,6 +270,7 @@ def test_an_admin_lifts_a_slowdown_and_the_person_logs_in_from_a_new_browser(
     client.force_login(admin_user)
     changelist = reverse("admin:phone_numbers_loginthrottle_changelist")
 
+    page = client.get(changelist)
     lifted = client.post(
         changelist,
         {
@@ -251,6 +279,8 @@ def test_an_admin_lifts_a_slowdown_and_the_person_logs_in_from_a_new_browser(
         },
     )
 
+    assertContains(page, "Lift the lockout of these usernames")
+    assertContains(page, "sam")
     assert lifted.status_code == 302
     assert log_in(Client(), "sam", "support-pass-1", "192.0.2.40").status_code == 302
     assert AuditEntry.objects.filter(action=AuditAction.LOCKOUT_LIFTED, target="sam").exists()
