@@ -143,6 +143,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         "PORTAL_VAR_DIR": str(workdir / "var"),
         "PORTAL_LOG_LEVEL": "WARNING",
         "SIGNALWIRE_BASE_URL": simulator.api_base_url,
+        # Production mode refuses a base URL unless this allows it.
+        "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
         "PORTAL_JOB_CONCURRENCY": str(CONCURRENCY),
         # High enough never to bind: this measures the import path, not the limit.
         "PORTAL_RATE_LIMIT_PER_SPACE": "1000",

@@ -74,6 +74,8 @@ def portal_environment(
         "PORTAL_VAR_DIR": str(workdir / "var"),
         "PORTAL_LOG_LEVEL": "WARNING",
         "SIGNALWIRE_BASE_URL": sim_url,
+        # Production mode refuses a base URL unless this allows it.
+        "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
         "SIGNALWIRE_CONNECT_TIMEOUT_MS": "1000",
         "SIGNALWIRE_READ_TIMEOUT_MS": "1000",
         "PORTAL_JOB_CONCURRENCY": str(threads),

@@ -1,8 +1,11 @@
 from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
 from phone_numbers import logins
+from phone_numbers.accounts import assignable_groups
 from phone_numbers.models import (
     AuditEntry,
     Credential,
@@ -87,6 +90,51 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
     search_fields = ["username", "target"]
     list_select_related = ["project", "job__project"]
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin for superusers; for anyone else (Admins) a restricted one.
+
+    An admin cannot see or change a superuser (not even their password), cannot make anyone a
+    superuser or give single permissions, and can give only the groups that grant nothing
+    they lack. Staff status is not theirs to set either: it follows the Admins group
+    (phone_numbers/accounts.py).
+    """
+
+    restricted_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Permissions", {"fields": ("is_active", "groups")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+
+    def get_queryset(self, request):
+        users = super().get_queryset(request)
+        if request.user.is_superuser:
+            return users
+        # Every view of one user (change, password, delete, history) finds it through here.
+        return users.filter(is_superuser=False)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return self.restricted_fieldsets
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "groups":
+            kwargs["queryset"] = assignable_groups(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_related(self, request, form, formsets, change):
+        # The form offers only assignable groups; the user keeps any other group they have.
+        if "groups" in form.cleaned_data:
+            kept = form.instance.groups.exclude(pk__in=assignable_groups(request.user))
+            form.cleaned_data["groups"] = [*form.cleaned_data["groups"], *kept]
+        super().save_related(request, form, formsets, change)
 
 
 class LiftLockoutMixin:

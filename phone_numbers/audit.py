@@ -8,6 +8,7 @@ an address.
 """
 
 import ipaddress
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
@@ -61,6 +62,28 @@ def _valid_ip(text: str) -> str | None:
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         return None
+
+
+# The request being served, for receivers of model signals, which are given none (see
+# phone_numbers/accounts.py); None outside a request, e.g. in a shell or a task.
+_current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+
+
+def current_request() -> HttpRequest | None:
+    return _current_request.get()
+
+
+def remember_request(get_response):
+    """Middleware: makes the request known to current_request() while it is served."""
+
+    def middleware(request: HttpRequest):
+        token = _current_request.set(request)
+        try:
+            return get_response(request)
+        finally:
+            _current_request.reset(token)
+
+    return middleware
 
 
 def record(

@@ -1,5 +1,7 @@
 """A project's connection to SignalWire: its client, and the "Check connection" operation."""
 
+import logging
+
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -10,8 +12,11 @@ from phone_numbers.signalwire import (
     CredentialsRejected,
     RequestRejected,
     SignalWireClient,
+    SignalWireError,
     SignalWireUnavailable,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class NoActiveToken(Exception):
@@ -35,27 +40,68 @@ def client_for(project: Project) -> SignalWireClient:
 
 
 def check_connection(project: Project, client: SignalWireClient | None = None) -> None:
-    """Ask SignalWire whether the project's token can read its numbers; store the outcome."""
+    """Ask SignalWire whether the project's token can read its numbers; store the outcome.
+
+    The project page shows a category and a fixed sentence, never an error's own text: that
+    can carry whatever the server at the Space host chose to say, and telling a refused
+    connection from a TLS failure or a silent port would make the check a port scanner. The
+    details go to the server log, for whoever runs the portal.
+    """
     try:
         (client or client_for(project)).check_credentials()
-    except (NoActiveToken, DecryptionFailed) as exc:
-        project.record_connection_check(ConnectionStatus.CREDENTIALS_REJECTED, str(exc))
-    except CredentialsRejected as exc:
-        status = (
-            ConnectionStatus.SCOPE_MISSING
-            if exc.is_numbers_scope_missing
-            else ConnectionStatus.CREDENTIALS_REJECTED
+    except (NoActiveToken, DecryptionFailed, SignalWireError) as exc:
+        status, message = _outcome_of(exc)
+        logger.warning(
+            "Connection check of project %s (%s): %s: %s",
+            project.pk,
+            project.space_host,
+            status.label,
+            _log_text(exc),
         )
-        project.record_connection_check(status, f"SignalWire answered: {exc}")
-    except RequestRejected as exc:
-        # A 404 here means the Space does not know this project ID.
-        project.record_connection_check(
-            ConnectionStatus.CREDENTIALS_REJECTED, f"SignalWire answered: {exc}"
-        )
-    except SignalWireUnavailable as exc:
-        project.record_connection_check(ConnectionStatus.UNREACHABLE, str(exc))
+        project.record_connection_check(status, message)
     else:
         project.record_connection_check(ConnectionStatus.OK)
+
+
+def _outcome_of(exc: Exception) -> tuple[ConnectionStatus, str]:
+    """The status and the fixed sentence the project page shows for a failed check."""
+    if isinstance(exc, NoActiveToken):
+        return ConnectionStatus.CREDENTIALS_REJECTED, str(exc)
+    if isinstance(exc, DecryptionFailed):
+        return (
+            ConnectionStatus.CREDENTIALS_REJECTED,
+            "The stored token cannot be decrypted with the portal's keys: enter it again.",
+        )
+    if isinstance(exc, CredentialsRejected) and exc.is_numbers_scope_missing:
+        return (
+            ConnectionStatus.SCOPE_MISSING,
+            f"SignalWire accepted the token but refused to list numbers (HTTP {exc.status}).",
+        )
+    if isinstance(exc, CredentialsRejected):
+        return ConnectionStatus.CREDENTIALS_REJECTED, (
+            f"SignalWire rejected the token (HTTP {exc.status})."
+        )
+    if isinstance(exc, RequestRejected):
+        # A 404 here means the Space does not know this project ID.
+        return ConnectionStatus.CREDENTIALS_REJECTED, (
+            f"SignalWire refused the project ID (HTTP {exc.status})."
+        )
+    if isinstance(exc, SignalWireUnavailable) and exc.status is not None:
+        return (
+            ConnectionStatus.UNREACHABLE,
+            f"SignalWire answered with an error (HTTP {exc.status}).",
+        )
+    connect, read = settings.SIGNALWIRE_TIMEOUT
+    return ConnectionStatus.UNREACHABLE, (
+        f"Space unreachable: could not connect, or no answer within {connect + read:g} s."
+    )
+
+
+def _log_text(exc: Exception) -> str:
+    # The token is never in a SignalWire error (the client scrubs it, raw and encoded).
+    if isinstance(exc, SignalWireError) and exc.detail:
+        return f"{exc} ({exc.detail})"
+    return str(exc)
 
 
 def end_stale_connection_checks() -> int:

@@ -817,6 +817,13 @@ class AuditAction(models.TextChoices):
     JOB_EXPORTED = "job_exported", "Job exported (CSV)"
     NUMBERS_EXPORTED = "numbers_exported", "Numbers exported (CSV)"
     AUDIT_EXPORTED = "audit_exported", "Audit log exported (CSV)"
+    USER_CREATED = "user_created", "User created"
+    USER_CHANGED = "user_changed", "User changed"
+    USER_DELETED = "user_deleted", "User deleted"
+    PASSWORD_CHANGED = "password_changed", "Password changed"
+    GROUP_CREATED = "group_created", "Group created"
+    GROUP_CHANGED = "group_changed", "Group changed"
+    GROUP_DELETED = "group_deleted", "Group deleted"
     LOCKOUT_LIFTED = "lockout_lifted", "Login lockout lifted"
 
 
@@ -833,18 +840,25 @@ class AuditEntry(models.Model):
     """Who did what, when and from where. Written once, never changed or deleted."""
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The database refuses to change an entry (migration 0009), so deleting a user must not
+    # touch their entries: no constraint and no SET_NULL; `username` keeps who it was.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     # Kept as text: the user may be deleted later, and a failed login names no real user.
     username = models.CharField(max_length=150, blank=True, db_index=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=32, choices=AuditAction, db_index=True)
+    # Projects and jobs are never deleted; one with a history says so rather than rewrite it.
     project = models.ForeignKey(
-        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     job = models.ForeignKey(
-        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ImportJob, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     target = models.CharField(max_length=200, blank=True)
     # Field name → {"old": ..., "new": ...}, or counts; never a token.

@@ -16,11 +16,19 @@ the caller should do:
 A call may be given a ``deadline`` (a `time.monotonic()` value) that it keeps even against a
 server that answers a byte at a time; see `SignalWireClient`.
 
-The token never appears in an exception, a repr or a log line.
+An error's `message` is safe to show to support staff: the portal's own words, or SignalWire's
+message in one of its documented 4xx errors. Anything else a server or the network said (a
+connection error's text, the body of a 5xx, a reason phrase) is only in `detail`, for the log:
+it can hold anything the remote end chose to say, and it tells a refused connection from a
+silent one.
+
+The token never appears in an exception, a repr or a log line, raw or base64-encoded as in the
+Authorization header.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import ipaddress
@@ -35,6 +43,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.cookiejar import DefaultCookiePolicy
 from importlib import metadata
 from typing import Any
@@ -57,6 +66,8 @@ ENCODINGS: tuple[str, ...] = ("form", "form-repeated", "json")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 
 _MAX_PAGES = 1000
+# How much of an error page that is not SignalWire's JSON the log keeps.
+_DETAIL_CHARACTERS = 300
 _DUPLICATE_MESSAGE = re.compile(
     r"\btaken\b|\balready\b.*\b(exists?|imported|in use|registered|added)\b", re.IGNORECASE
 )
@@ -72,7 +83,8 @@ class SignalWireError(Exception):
 
     `status` is the HTTP status (None when no response arrived), `code` SignalWire's error code
     normalised to a string (the import endpoint sends strings, the rest of the API integers),
-    `message` SignalWire's message or a description of what went wrong.
+    `message` SignalWire's message or a description of what went wrong, fit to show; `detail`
+    what else the server or the network said, for the log only (see the module docstring).
     """
 
     def __init__(
@@ -82,12 +94,14 @@ class SignalWireError(Exception):
         status: int | None = None,
         code: str | None = None,
         more_info: str | None = None,
+        detail: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.more_info = more_info
+        self.detail = detail
 
     def __str__(self) -> str:
         parts = [str(self.status)] if self.status is not None else []
@@ -118,9 +132,10 @@ class CredentialsRejected(SignalWireError):
         status: int | None = None,
         code: str | None = None,
         more_info: str | None = None,
+        detail: str = "",
         is_numbers_scope_missing: bool = False,
     ) -> None:
-        super().__init__(message, status=status, code=code, more_info=more_info)
+        super().__init__(message, status=status, code=code, more_info=more_info, detail=detail)
         self.is_numbers_scope_missing = is_numbers_scope_missing
 
 
@@ -139,9 +154,10 @@ class RequestRejected(SignalWireError):
         status: int | None = None,
         code: str | None = None,
         more_info: str | None = None,
+        detail: str = "",
         is_duplicate: bool = False,
     ) -> None:
-        super().__init__(message, status=status, code=code, more_info=more_info)
+        super().__init__(message, status=status, code=code, more_info=more_info, detail=detail)
         self.is_duplicate = is_duplicate
 
 
@@ -162,10 +178,11 @@ class SignalWireUnavailable(SignalWireError):
         status: int | None = None,
         code: str | None = None,
         more_info: str | None = None,
+        detail: str = "",
         retry_after: float | None = None,
         may_have_reached_signalwire: bool = True,
     ) -> None:
-        super().__init__(message, status=status, code=code, more_info=more_info)
+        super().__init__(message, status=status, code=code, more_info=more_info, detail=detail)
         self.retry_after = retry_after
         self.may_have_reached_signalwire = may_have_reached_signalwire
 
@@ -619,6 +636,14 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _standard_phrase(status: int) -> str:
+    """The standard reason phrase of an HTTP status, not the one a server chose to send."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
 def _was_sent(exc: requests.ConnectionError) -> bool:
     """Whether a connection error may have happened after the request reached the server.
 
@@ -714,6 +739,11 @@ class SignalWireClient:
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.user_agent = f"{user_agent}/{version or _package_version()}"
         self._token = token
+        # What a server echoing the Authorization header would send back, encoded as requests
+        # encodes it (Latin-1; a token Latin-1 cannot encode is never sent).
+        self._basic_credentials = base64.b64encode(
+            f"{project_id}:{token}".encode("latin-1", errors="replace")
+        ).decode()
         self._account_path = f"/Accounts/{quote(project_id, safe='')}"
 
     def __repr__(self) -> str:
@@ -931,7 +961,7 @@ class SignalWireClient:
         # Raised outside the except block on purpose: the requests exception holds the prepared
         # request, Authorization header included, and must not ride along as __context__.
         if failure is not None:
-            logger.info("SignalWire %s %s failed: %s", method, url, failure)
+            logger.info("SignalWire %s %s failed: %s (%s)", method, url, failure, failure.detail)
             raise failure
         logger.debug(
             "SignalWire %s %s -> %s in %.0f ms",
@@ -968,8 +998,11 @@ class SignalWireClient:
                 if sent
                 else "while connecting to SignalWire"
             )
-        detail = self._scrub(f"{type(exc).__name__}: {exc}")
-        return SignalWireUnavailable(f"{what} ({detail})", may_have_reached_signalwire=sent)
+        return SignalWireUnavailable(
+            what,
+            detail=self._scrub(f"{type(exc).__name__}: {exc}"),
+            may_have_reached_signalwire=sent,
+        )
 
     def _get_page(
         self, url: str, deadline: float | None, pace: Callable[[], None] | None = None
@@ -1031,11 +1064,16 @@ class SignalWireClient:
         body = body if isinstance(body, Mapping) else {}
         raw_code = body.get("code")
         code = str(raw_code) if isinstance(raw_code, (str, int)) and raw_code != "" else None
-        message = body.get("message") or body.get("error") or ""
-        message = self._scrub(str(message)) if message else (response.reason or f"HTTP {status}")
+        said = self._scrub(str(body.get("message") or body.get("error") or ""))
+        phrase = _standard_phrase(status)
         more_info = body.get("more_info") if isinstance(body.get("more_info"), str) else None
-        common = {"status": status, "code": code, "more_info": more_info}
-        logger.info("SignalWire answered %s (code %s): %s", status, code, message)
+        # For the log: SignalWire's message, else the start of whatever page came instead.
+        detail = said or self._scrub(response.text[:_DETAIL_CHARACTERS])
+        common = {"status": status, "code": code, "more_info": more_info, "detail": detail}
+        logger.info("SignalWire answered %s (code %s): %s", status, code, detail or phrase)
+        # SignalWire documents its 4xx errors, whose message tells support staff what to fix;
+        # a 429, a 5xx or anything else is as likely a proxy's or a load balancer's page.
+        message = (said or phrase) if 400 <= status < 500 and status != 429 else phrase
         if status in (401, 403):
             return CredentialsRejected(message, **common)
         if status == 429 or status >= 500:
@@ -1048,7 +1086,7 @@ class SignalWireClient:
                 **common,
             )
         if 400 <= status < 500:
-            is_duplicate = status == 409 or bool(_DUPLICATE_MESSAGE.search(message))
+            is_duplicate = status == 409 or bool(_DUPLICATE_MESSAGE.search(said))
             return RequestRejected(message, is_duplicate=is_duplicate, **common)
         # 1xx/3xx/unexpected 2xx: nothing says SignalWire did not act on it.
         return SignalWireUnavailable(
@@ -1058,7 +1096,9 @@ class SignalWireClient:
         )
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "[redacted]") if self._token in text else text
+        for secret in (self._token, self._basic_credentials):
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 __all__ = [

@@ -132,11 +132,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Above WhiteNoise, so static files get its Permissions-Policy too.
+    "portal.middleware.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the audit receivers of user and group changes name who made them and from where.
+    "phone_numbers.audit.remember_request",
     # Every page needs a login unless its view is marked @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -160,6 +164,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "phone_numbers.context_processors.signalwire_base_url",
             ],
         },
     },
@@ -262,6 +267,9 @@ SESSION_SAVE_EVERY_REQUEST = True
 # htmx reads the CSRF token from the page, so no script needs the cookie.
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# The debug page and error reports mask the password of every URL they show (DATABASE_URL,
+# CELERY_BROKER_URL, REDIS_URL in the environment), not only settings named like secrets.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.SafeUrlsExceptionReporterFilter"
 
 if not LOCAL_MODE:
     # Production sits behind a TLS-terminating proxy that sets X-Forwarded-Proto.
@@ -366,8 +374,18 @@ CELERY_BEAT_SCHEDULE = {
 
 # SignalWire. SIGNALWIRE_BASE_URL sends every project's requests to one place instead of
 # https://<space host>/api/laml/2010-04-01: the local simulator. Plain http:// is refused
-# unless the host is loopback, so a token never travels unencrypted.
+# unless the host is loopback, so a token never travels unencrypted. Every customer's token
+# goes to whatever answers there, so production mode refuses it unless explicitly allowed;
+# wherever it is used, the start-up log warns and every page says so (phone_numbers.apps,
+# templates/base.html).
 SIGNALWIRE_BASE_URL = env_str("SIGNALWIRE_BASE_URL") or None
+PORTAL_ALLOW_SIGNALWIRE_BASE_URL = env_bool("PORTAL_ALLOW_SIGNALWIRE_BASE_URL", default=False)
+if SIGNALWIRE_BASE_URL and not LOCAL_MODE and not PORTAL_ALLOW_SIGNALWIRE_BASE_URL:
+    raise ImproperlyConfigured(
+        "SIGNALWIRE_BASE_URL is set in production mode: every project's API token would be "
+        "sent there instead of to SignalWire. Unset it, or also set "
+        "PORTAL_ALLOW_SIGNALWIRE_BASE_URL=true if this install must talk to a simulator"
+    )
 # "form" is what SignalWire documents; "json" is what its newer SDKs send (NOTES.md §1.3).
 SIGNALWIRE_REQUEST_ENCODING = env_str("SIGNALWIRE_REQUEST_ENCODING", "form")
 # Checked here, not at the first import: a mistyped value would otherwise fail every number.

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -92,6 +93,50 @@ def django_db_modify_db_settings(
 def django_db_keepdb(request: pytest.FixtureRequest) -> bool:
     """Keep the database django_db_modify_db_settings copied for a mutant, as it is."""
     return _is_mutant_run() or request.config.getvalue("reuse_db")
+
+
+AUDIT_TABLE = "phone_numbers_auditentry"
+
+
+def _flush_lifting_audit_triggers(sql_flush):
+    """`sql_flush`, but the audit table's triggers (migration 0009) are off while it runs."""
+
+    def flush(ops, style, tables, **kwargs) -> list[str]:
+        statements = sql_flush(ops, style, tables, **kwargs)
+        if AUDIT_TABLE not in tables:
+            return statements
+        if ops.connection.vendor == "postgresql":
+            return [
+                f"ALTER TABLE {AUDIT_TABLE} DISABLE TRIGGER USER",
+                *statements,
+                f"ALTER TABLE {AUDIT_TABLE} ENABLE TRIGGER USER",
+            ]
+        # SQLite cannot disable a trigger: drop it and create it again.
+        with ops.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                [AUDIT_TABLE],
+            )
+            triggers = cursor.fetchall()
+        return [
+            *(f"DROP TRIGGER {name}" for name, _ in triggers),
+            *statements,
+            *(sql for _, sql in triggers),
+        ]
+
+    return flush
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_empties_the_audit_log() -> Iterator[None]:
+    """Transactional tests end with a flush of every table, which the audit log's triggers
+    refuse: between tests, and only then, the log may be emptied."""
+    from django.db import connection
+
+    operations = type(connection.ops)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(operations, "sql_flush", _flush_lifting_audit_triggers(operations.sql_flush))
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -502,7 +547,13 @@ def start_celery_worker(
 @pytest.fixture
 def celery_worker_process(start_celery_worker, simulator) -> CeleryWorker:
     """A running worker (4 threads) whose SignalWire requests all go to `simulator`."""
-    return start_celery_worker(env={"SIGNALWIRE_BASE_URL": simulator.api_base_url})
+    return start_celery_worker(
+        env={
+            "SIGNALWIRE_BASE_URL": simulator.api_base_url,
+            # The test settings are production mode, which refuses a base URL without this.
+            "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+        }
+    )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -514,3 +565,69 @@ def pytest_runtest_makereport(item, call):
         for number, worker in enumerate(item.stash.get(_WORKERS_KEY, []), start=1):
             report.sections.append((f"Celery worker {number} log", worker.log()))
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# A hostile server on 127.0.0.1, for what the portal shows of a server's errors (issue 19).
+# ---------------------------------------------------------------------------------------------
+
+
+class HostileServer:
+    """A loopback TCP server that, for each connection, reads the request and then either
+    closes at once, says nothing, or sends `answer` (a function of the request's bytes)."""
+
+    def __init__(self, behaviour: str, answer=None) -> None:
+        self.behaviour = behaviour
+        self.answer = answer
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.behaviour == "close":
+                conn.close()
+            elif self.behaviour == "silent":
+                self.held.append(conn)
+            else:
+                conn.settimeout(5)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    request += chunk
+                conn.sendall(self.answer(request.decode("latin-1")))
+                conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def hostile_server():
+    servers = []
+
+    def start(behaviour: str, answer=None) -> HostileServer:
+        servers.append(HostileServer(behaviour, answer))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def raw_answer(status_line: str, body: str, content_type="application/json") -> bytes:
+    payload = body.encode()
+    return (
+        f"HTTP/1.1 {status_line}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode() + payload

@@ -2,7 +2,10 @@ import csv
 import io
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.models import Group, Permission, User
+from django.db import DatabaseError, connection, transaction
+from django.db.models import ProtectedError
 from django.test import RequestFactory
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
@@ -10,6 +13,7 @@ from pytest_django.asserts import assertContains, assertNotContains
 from phone_numbers import audit, importing
 from phone_numbers.models import AuditAction, AuditEntry, ImportStatus, NumberImport
 from phone_numbers.number_input import read_pasted
+from phone_numbers.roles import ADMINS, SUPPORT
 from phone_numbers.tasks import check_project_connection, import_phone_number
 
 pytestmark = pytest.mark.django_db
@@ -24,10 +28,14 @@ def no_tasks_sent(monkeypatch) -> None:
     monkeypatch.setattr(check_project_connection, "delay", lambda *args, **kwargs: None)
 
 
+# What the user fixtures record: the users created and put in their groups.
+ACCOUNT_ACTIONS = [AuditAction.USER_CREATED, AuditAction.USER_CHANGED]
+
+
 def actions() -> list[str]:
-    # Without the logins that force_login records.
-    entries = AuditEntry.objects.exclude(action=AuditAction.LOGIN).order_by("pk")
-    return list(entries.values_list("action", flat=True))
+    # Without the logins that force_login records, nor the fixtures' users.
+    entries = AuditEntry.objects.exclude(action__in=[AuditAction.LOGIN, *ACCOUNT_ACTIONS])
+    return list(entries.order_by("pk").values_list("action", flat=True))
 
 
 def import_data(project, numbers="+1 415 555 0100\n+1 415 555 0101") -> dict:
@@ -115,7 +123,7 @@ def test_project_changes_are_recorded_with_old_and_new_values_but_never_the_toke
     assert changed.changes == {"name": {"old": "Acme Corp", "new": "Acme Inc"}}
     replaced = AuditEntry.objects.get(action=AuditAction.CREDENTIAL_REPLACED)
     assert replaced.changes == {"token": "token replaced"}
-    for entry in AuditEntry.objects.exclude(action=AuditAction.LOGIN):
+    for entry in AuditEntry.objects.exclude(action__in=[AuditAction.LOGIN, *ACCOUNT_ACTIONS]):
         assert entry.project == project
         assert CANARY not in str(entry.changes) + entry.target
         assert CANARY[-4:] not in str(entry.changes) + entry.target
@@ -160,7 +168,7 @@ def test_pause_resume_cancel_number_retry_and_export_are_recorded(client, admin_
         "last_error": "Bad type",
     }
     assert retried.target == f"+14155550100 (job {job.pk})"
-    entries = AuditEntry.objects.exclude(action=AuditAction.LOGIN)
+    entries = AuditEntry.objects.exclude(action__in=[AuditAction.LOGIN, *ACCOUNT_ACTIONS])
     assert set(entries.values_list("job", flat=True)) == {job.pk}
 
 
@@ -169,7 +177,7 @@ def test_logins_failed_logins_and_logouts_are_recorded(client, support_user):
     client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
     client.post(reverse("logout"))
 
-    entries = list(AuditEntry.objects.order_by("pk"))
+    entries = list(AuditEntry.objects.exclude(action__in=ACCOUNT_ACTIONS).order_by("pk"))
     assert [(entry.action, entry.username, entry.ip_address) for entry in entries] == [
         (AuditAction.LOGIN_FAILED, "sam", "127.0.0.1"),
         (AuditAction.LOGIN, "sam", "127.0.0.1"),
@@ -192,7 +200,7 @@ def test_entries_cannot_be_changed_or_deleted(admin_user):
         AuditEntry.objects.filter(pk=entry.pk).update(username="x")
     with pytest.raises(PermissionError, match=r"^Audit entries cannot be deleted\.$"):
         AuditEntry.objects.all().delete()
-    assert AuditEntry.objects.get().username == "ada"
+    assert AuditEntry.objects.get(pk=entry.pk).username == "ada"
 
 
 def test_an_entry_names_its_action_and_who_did_it_or_someone():
@@ -228,12 +236,79 @@ def test_the_audit_page_shows_old_and_new_values_lists_counts_and_a_dash_for_not
     ]
 
 
-def test_a_deleted_user_leaves_the_entries_and_their_username(admin_user):
+def every_entry() -> list[dict]:
+    return list(AuditEntry.objects.order_by("pk").values())
+
+
+def test_deleting_a_user_changes_no_entry_and_is_itself_recorded(client, admin_user):
+    client.post(reverse("login"), {"username": "ada", "password": "admin-pass-1"})
+    before = every_entry()
+    assert before[-1]["user_id"] == admin_user.pk
+
+    User.objects.get(pk=admin_user.pk).delete()
+
+    after = every_entry()
+    assert after[: len(before)] == before
+    deleted = AuditEntry.objects.get(action=AuditAction.USER_DELETED)
+    assert (deleted.target, deleted.username, deleted.ip_address) == ("ada", "", None)
+    assert after[len(before) :] == [AuditEntry.objects.filter(pk=deleted.pk).values().get()]
+
+
+def test_the_django_admin_shows_an_entry_of_a_deleted_user(client, admin_user, support_user):
+    client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
+    entry = AuditEntry.objects.get(action=AuditAction.LOGIN)
+    support_user.delete()
+    admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+
+    response = client.get(reverse("admin:phone_numbers_auditentry_change", args=[entry.pk]))
+
+    assertContains(response, "sam")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE phone_numbers_auditentry SET username = 'mallory'",
+        "DELETE FROM phone_numbers_auditentry",
+        "TRUNCATE phone_numbers_auditentry",
+    ],
+)
+def test_the_database_refuses_to_change_delete_or_truncate_entries(statement):
+    if statement.startswith("TRUNCATE") and connection.vendor != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
     audit.record(None, AuditAction.LOGIN, username="ada")
 
-    User.objects.filter(pk=admin_user.pk).delete()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Else TRUNCATE stops at the insert's deferred foreign-key checks, still pending.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute(statement)
 
-    assert AuditEntry.objects.get().username == "ada"
+    assert list(AuditEntry.objects.values_list("username", flat=True)) == ["ada"]
+
+
+def test_the_base_manager_cannot_change_or_delete_entries_either():
+    entry = audit.record(None, AuditAction.LOGIN, username="ada")
+
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry._base_manager.filter(pk=entry.pk).update(username="mallory")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry._base_manager.filter(pk=entry.pk)._raw_delete(connection.alias)
+
+    assert AuditEntry.objects.get(pk=entry.pk).username == "ada"
+
+
+def test_a_job_with_a_history_cannot_be_deleted(project_job_and_number):
+    job = project_job_and_number["job"]
+    audit.record(None, AuditAction.JOB_PAUSED, job=job)
+
+    with pytest.raises(ProtectedError):
+        job.delete()
+
+    assert AuditEntry.objects.get(action=AuditAction.JOB_PAUSED).job == job
 
 
 def test_the_django_admin_shows_entries_read_only(client, admin_user):
@@ -356,3 +431,199 @@ def test_client_ip_trusts_x_forwarded_for_only_from_a_listed_proxy(
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
 
     assert audit.client_ip(request) == expected
+
+
+USER_AND_GROUP_ACTIONS = [
+    AuditAction.USER_CREATED,
+    AuditAction.USER_CHANGED,
+    AuditAction.USER_DELETED,
+    AuditAction.PASSWORD_CHANGED,
+    AuditAction.GROUP_CREATED,
+    AuditAction.GROUP_CHANGED,
+    AuditAction.GROUP_DELETED,
+]
+NEW_PASSWORD = "Correct-horse-battery-9"
+
+
+def last_pk() -> int:
+    return AuditEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def account_entries_since(pk: int) -> list[tuple]:
+    """Entries about users and groups: (action, by whom, from where, about whom, changes)."""
+    entries = AuditEntry.objects.filter(pk__gt=pk, action__in=USER_AND_GROUP_ACTIONS)
+    return [
+        (entry.action, entry.username, entry.ip_address, entry.target, entry.changes)
+        for entry in entries.order_by("pk")
+    ]
+
+
+@pytest.fixture
+def root(db) -> User:
+    return User.objects.create_superuser("root", password="root-pass-1")
+
+
+def test_users_created_changed_given_a_password_and_deleted_in_the_admin_are_recorded(
+    client, root, support_user
+):
+    admins = Group.objects.get(name=ADMINS)
+    support = Group.objects.get(name=SUPPORT)
+    start = last_pk()
+    client.force_login(root)
+    new_password = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+
+    client.post(reverse("admin:auth_user_add"), {"username": "newbie", **new_password})
+    newbie = User.objects.get(username="newbie")
+    client.post(
+        reverse("admin:auth_user_change", args=[support_user.pk]),
+        {
+            "username": "sam",
+            "email": "sam@example.com",
+            "is_active": "on",
+            "groups": [support.pk, admins.pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    client.post(reverse("admin:auth_user_password_change", args=[support_user.pk]), new_password)
+    client.post(reverse("admin:auth_user_delete", args=[newbie.pk]), {"post": "yes"})
+
+    by_root = ("root", "127.0.0.1")
+    assert account_entries_since(start) == [
+        (
+            AuditAction.USER_CREATED,
+            *by_root,
+            "newbie",
+            {"username": "newbie", "is_active": True, "is_staff": False, "is_superuser": False},
+        ),
+        (
+            AuditAction.USER_CHANGED,
+            *by_root,
+            "sam",
+            {"email": {"old": "", "new": "sam@example.com"}},
+        ),
+        (
+            AuditAction.USER_CHANGED,
+            *by_root,
+            "sam",
+            {"groups": {"old": [SUPPORT], "new": [ADMINS, SUPPORT]}},
+        ),
+        (AuditAction.USER_CHANGED, *by_root, "sam", {"is_staff": {"old": False, "new": True}}),
+        (AuditAction.PASSWORD_CHANGED, *by_root, "sam", {"password": "password changed"}),
+        (AuditAction.USER_DELETED, *by_root, "newbie", {}),
+    ]
+    support_user.refresh_from_db()
+    assert support_user.check_password(NEW_PASSWORD)
+    trail = str(account_entries_since(start))
+    assert support_user.password not in trail
+    assert support_user.password.split("$")[-1] not in trail
+
+
+def test_a_person_changing_their_own_password_is_recorded(client, support_user):
+    start = last_pk()
+    client.force_login(support_user)
+
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "support-pass-1",
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+        },
+    )
+
+    assert response.status_code == 302
+    assert account_entries_since(start) == [
+        (AuditAction.PASSWORD_CHANGED, "sam", "127.0.0.1", "sam", {"password": "password changed"})
+    ]
+
+
+def test_groups_created_given_permissions_and_deleted_in_the_admin_are_recorded(client, root):
+    view_project = Permission.objects.get(codename="view_project")
+    delete_user = Permission.objects.get(codename="delete_user")
+    start = last_pk()
+    client.force_login(root)
+
+    client.post(reverse("admin:auth_group_add"), {"name": "Auditors"})
+    auditors = Group.objects.get(name="Auditors")
+    change = reverse("admin:auth_group_change", args=[auditors.pk])
+    client.post(change, {"name": "Auditors", "permissions": [view_project.pk, delete_user.pk]})
+    client.post(change, {"name": "Auditors", "permissions": [view_project.pk]})
+    client.post(reverse("admin:auth_group_delete", args=[auditors.pk]), {"post": "yes"})
+
+    by_root = ("root", "127.0.0.1")
+    assert account_entries_since(start) == [
+        (AuditAction.GROUP_CREATED, *by_root, "Auditors", {"name": "Auditors"}),
+        (
+            AuditAction.GROUP_CHANGED,
+            *by_root,
+            "Auditors",
+            {"permissions": {"old": [], "new": ["auth.delete_user", "phone_numbers.view_project"]}},
+        ),
+        (
+            AuditAction.GROUP_CHANGED,
+            *by_root,
+            "Auditors",
+            {
+                "permissions": {
+                    "old": ["auth.delete_user", "phone_numbers.view_project"],
+                    "new": ["phone_numbers.view_project"],
+                }
+            },
+        ),
+        (AuditAction.GROUP_DELETED, *by_root, "Auditors", {}),
+    ]
+
+
+def test_changes_made_outside_a_request_are_recorded_without_a_person_or_address(support_user):
+    start = last_pk()
+    admins = Group.objects.get(name=ADMINS)
+
+    admins.user_set.add(support_user)
+    support_user.refresh_from_db()
+    support_user.set_password(NEW_PASSWORD)
+    support_user.save()
+    support_user.user_permissions.add(Permission.objects.get(codename="delete_user"))
+    support_user.groups.clear()
+
+    nobody = ("", None, "sam")
+    assert account_entries_since(start) == [
+        (
+            AuditAction.USER_CHANGED,
+            *nobody,
+            {"groups": {"old": [SUPPORT], "new": [ADMINS, SUPPORT]}},
+        ),
+        (AuditAction.USER_CHANGED, *nobody, {"is_staff": {"old": False, "new": True}}),
+        (AuditAction.PASSWORD_CHANGED, *nobody, {"password": "password changed"}),
+        (
+            AuditAction.USER_CHANGED,
+            *nobody,
+            {"user_permissions": {"old": [], "new": ["auth.delete_user"]}},
+        ),
+        (
+            AuditAction.USER_CHANGED,
+            *nobody,
+            {"groups": {"old": [ADMINS, SUPPORT], "new": []}},
+        ),
+        (AuditAction.USER_CHANGED, *nobody, {"is_staff": {"old": True, "new": False}}),
+    ]
+
+
+def test_a_login_records_no_user_change_not_even_when_it_rehashes_the_password(
+    client, settings, support_user
+):
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    User.objects.filter(pk=support_user.pk).update(
+        password=make_password("support-pass-1", hasher="pbkdf2_sha256")
+    )
+    start = last_pk()
+
+    response = client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
+
+    assert response.status_code == 302
+    support_user.refresh_from_db()
+    assert support_user.password.startswith("md5$")  # the login did re-hash it
+    assert account_entries_since(start) == []

@@ -157,7 +157,11 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         error_503_fraction=FAULTY_503_FRACTION,
     )
     start_celery_worker(
-        env={**WORKER_ENV, "SIGNALWIRE_BASE_URL": simulator.api_base_url},
+        env={
+            **WORKER_ENV,
+            "SIGNALWIRE_BASE_URL": simulator.api_base_url,
+            "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+        },
         concurrency=WORKER_CONCURRENCY,
     )
     lines, problems = pasted_lines()

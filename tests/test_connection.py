@@ -1,16 +1,23 @@
 """The check-connection task against the simulator over real HTTP, and its time limit."""
 
+import base64
 import dataclasses
+import json
+import logging
 from datetime import timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
+from pytest_django.asserts import assertContains, assertNotContains
 
 from phone_numbers.connection import end_stale_connection_checks
 from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
+from phone_numbers.signalwire import API_PATH
 from phone_numbers.tasks import check_project_connection
-from tests.conftest import free_port
+from tests.conftest import free_port, raw_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +224,152 @@ def test_checking_again_after_an_unfinished_check_polls_again(make_project):
 
     assert project.is_checking_connection
     assert not project.is_connection_check_unfinished
+
+
+# --- What the project page may show of a failed check (issue 19, item 5) ----------------------
+
+
+def check_against(settings, base_url, make_project, sim_project) -> tuple[str, str]:
+    settings.SIGNALWIRE_BASE_URL = base_url
+    settings.SIGNALWIRE_TIMEOUT = (0.5, 0.5)
+    project = project_for(make_project, sim_project, token=sim_project.token)
+    return status_after_check(project)
+
+
+UNREACHABLE = "Space unreachable: could not connect, or no answer within 1 s."
+
+
+def test_a_refused_port_a_tls_hang_up_and_a_silent_port_read_the_same(
+    settings, hostile_server, make_project, sim_project, caplog
+):
+    refused = f"http://127.0.0.1:{free_port()}{API_PATH}"
+    tls_hang_up = f"https://127.0.0.1:{hostile_server('close').port}{API_PATH}"
+    plain_hang_up = f"http://127.0.0.1:{hostile_server('close').port}{API_PATH}"
+    silent = f"http://127.0.0.1:{hostile_server('silent').port}{API_PATH}"
+
+    settings.SIGNALWIRE_TIMEOUT = (0.5, 0.5)
+    project = project_for(make_project, sim_project, token=sim_project.token)
+    outcomes = []
+
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.connection"):
+        for url in (refused, tls_hang_up, plain_hang_up, silent):
+            settings.SIGNALWIRE_BASE_URL = url
+            outcomes.append(status_after_check(project))
+
+    # One answer for all four: the page cannot be used to tell which ports are open.
+    assert outcomes == [(ConnectionStatus.UNREACHABLE, UNREACHABLE)] * 4
+    # The server log keeps what happened to each, for whoever runs the portal.
+    logged = [record.getMessage() for record in caplog.records]
+    assert len(logged) == 4
+    assert "Connection refused" in logged[0]
+    assert "SSL" in logged[1]
+    assert "RemoteDisconnected" in logged[2]
+    assert "ReadTimeout" in logged[3]
+    assert not any(sim_project.token in line for line in logged)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "detail"),
+    [
+        (
+            raw_answer(
+                "500 INTERNAL-ONLY: db=10.0.0.5", '{"message": "INTERNAL-ONLY: db=10.0.0.5"}'
+            ),
+            ConnectionStatus.UNREACHABLE,
+            "SignalWire answered with an error (HTTP 500).",
+        ),
+        (
+            raw_answer("502 Bad Gateway", "<h1>INTERNAL-ONLY: db=10.0.0.5</h1>", "text/html"),
+            ConnectionStatus.UNREACHABLE,
+            "SignalWire answered with an error (HTTP 502).",
+        ),
+        (
+            raw_answer("401 INTERNAL-ONLY", '{"code": 1, "message": "INTERNAL-ONLY: db=10.0.0.5"}'),
+            ConnectionStatus.CREDENTIALS_REJECTED,
+            "SignalWire rejected the token (HTTP 401).",
+        ),
+        (
+            raw_answer("404 Not Found", '{"message": "INTERNAL-ONLY: db=10.0.0.5"}'),
+            ConnectionStatus.CREDENTIALS_REJECTED,
+            "SignalWire refused the project ID (HTTP 404).",
+        ),
+        (
+            b"INTERNAL-ONLY: db=10.0.0.5 ready\r\n",
+            ConnectionStatus.UNREACHABLE,
+            UNREACHABLE,
+        ),
+    ],
+)
+def test_what_a_server_says_is_logged_but_never_stored_or_shown(
+    settings,
+    hostile_server,
+    make_project,
+    sim_project,
+    client,
+    support_user,
+    admin_user,
+    caplog,
+    answer,
+    status,
+    detail,
+):
+    server = hostile_server("answer", lambda request: answer)
+    base_url = f"http://127.0.0.1:{server.port}{API_PATH}"
+
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.connection"):
+        outcome = check_against(settings, base_url, make_project, sim_project)
+
+    assert outcome == (status, detail)
+    assert "INTERNAL-ONLY" in " ".join(caplog.messages)
+    project = Project.objects.get()
+    for user in (support_user, admin_user):
+        client.force_login(user)
+        page = client.get(reverse("phone_numbers:project_detail", args=[project.pk]))
+        assertContains(page, detail)
+        assertNotContains(page, "INTERNAL-ONLY")
+        assertNotContains(page, "10.0.0.5")
+
+
+def test_a_server_echoing_the_authorization_header_gets_it_scrubbed_from_the_log(
+    settings, hostile_server, make_project, sim_project, caplog
+):
+    def echo(request: str) -> bytes:
+        (authorization,) = [
+            line for line in request.split("\r\n") if line.lower().startswith("authorization:")
+        ]
+        return raw_answer("401 Unauthorized", json.dumps({"message": authorization}))
+
+    server = hostile_server("answer", echo)
+
+    with caplog.at_level(logging.INFO):
+        check_against(
+            settings, f"http://127.0.0.1:{server.port}{API_PATH}", make_project, sim_project
+        )
+
+    encoded = base64.b64encode(f"{sim_project.project_id}:{sim_project.token}".encode()).decode()
+    logged = " ".join(caplog.messages)
+    assert "Basic [redacted]" in logged
+    assert encoded not in logged
+    assert sim_project.token not in logged
+
+
+def test_a_wrong_token_on_the_simulator_reads_as_a_fixed_sentence(
+    portal_uses_simulator, make_project, sim_project
+):
+    project = project_for(make_project, sim_project, token="PTwrong-token-0000")
+
+    assert status_after_check(project) == (
+        ConnectionStatus.CREDENTIALS_REJECTED,
+        "SignalWire rejected the token (HTTP 401).",
+    )
+
+
+def test_a_token_that_cannot_be_decrypted_reads_as_a_fixed_sentence(make_project, settings):
+    project = make_project()
+    # The key the token was encrypted with is gone.
+    settings.PORTAL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    assert status_after_check(project) == (
+        ConnectionStatus.CREDENTIALS_REJECTED,
+        "The stored token cannot be decrypted with the portal's keys: enter it again.",
+    )

@@ -30,7 +30,11 @@ WORKER_ENV = {
 
 @pytest.fixture
 def worker_env(simulator) -> dict[str, str]:
-    return {**WORKER_ENV, "SIGNALWIRE_BASE_URL": simulator.api_base_url}
+    return {
+        **WORKER_ENV,
+        "SIGNALWIRE_BASE_URL": simulator.api_base_url,
+        "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+    }
 
 
 @pytest.fixture

@@ -759,30 +759,45 @@ def test_network_failures_are_unavailable_and_say_whether_the_request_arrived(
 
 
 @pytest.mark.parametrize(
-    ("exception", "message"),
+    ("exception", "message", "detail"),
     [
-        (requests.ReadTimeout("read timed out"), "SignalWire did not answer in time ("),
-        (requests.ConnectTimeout("connect timed out"), "connecting to SignalWire timed out ("),
-        (connect_refused(), "could not connect to SignalWire ("),
+        (
+            requests.ReadTimeout("read timed out"),
+            "SignalWire did not answer in time",
+            "ReadTimeout: read timed out",
+        ),
+        (
+            requests.ConnectTimeout("connect timed out"),
+            "connecting to SignalWire timed out",
+            "ConnectTimeout: connect timed out",
+        ),
+        (connect_refused(), "could not connect to SignalWire", "Connection refused"),
         (
             requests.ConnectionError(
                 urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104))
             ),
-            "the connection to SignalWire broke after the request was sent (",
+            "the connection to SignalWire broke after the request was sent",
+            "ConnectionError: ('Connection aborted.', ConnectionResetError(104))",
         ),
         (
             requests.exceptions.ChunkedEncodingError("broken body"),
-            "the request to SignalWire failed (",
+            "the request to SignalWire failed",
+            "ChunkedEncodingError: broken body",
         ),
     ],
 )
-def test_network_failures_say_what_happened(rsps, client, exception, message):
+def test_network_failures_say_what_happened_and_keep_the_error_text_as_detail(
+    rsps, client, exception, message, detail
+):
     rsps.post(IMPORT_URL, body=exception)
 
     with pytest.raises(SignalWireUnavailable) as info:
         client.import_number("+14155550100", "longcode")
 
-    assert info.value.message.startswith(message)
+    # The error's own text can hold what a server said and tells refused from timed out: it
+    # is for the log, never the message shown.
+    assert info.value.message == message
+    assert detail in info.value.detail
 
 
 # --- secrets ------------------------------------------------------------------------------------
@@ -795,6 +810,69 @@ def test_a_token_echoed_by_signalwire_is_replaced_by_a_marker(rsps, client):
         client.import_number("+14155550100", "longcode")
 
     assert info.value.message == "bad token [redacted] echoed"
+
+
+def echo_authorization(request):
+    message = f"you sent {request.headers['Authorization']}"
+    return 422, {}, json.dumps({"code": "10000", "message": message})
+
+
+def test_an_echoed_authorization_header_is_replaced_by_a_marker_in_errors_and_logs(
+    rsps, client, caplog
+):
+    # base64(project:token) is the token too: anyone can decode it.
+    rsps.add_callback(responses.POST, IMPORT_URL, callback=echo_authorization)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(RequestRejected) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "you sent Basic [redacted]"
+    assert_no_secret(info.value.message, info.value.detail, str(info.value), *caplog.messages)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (500, {"code": 1, "message": "INTERNAL-ONLY: db=10.0.0.5"}, "Internal Server Error"),
+        (502, "<h1>INTERNAL-ONLY: db=10.0.0.5</h1>", "Bad Gateway"),
+        (503, {"message": "INTERNAL-ONLY: db=10.0.0.5"}, "Service Unavailable"),
+        (429, {"message": "INTERNAL-ONLY: db=10.0.0.5"}, "Too Many Requests"),
+        (599, "INTERNAL-ONLY: db=10.0.0.5", "HTTP 599"),
+    ],
+)
+def test_an_error_page_that_is_not_a_documented_4xx_is_shown_by_its_status_and_logged(
+    rsps, client, caplog, status, body, message
+):
+    # A 5xx or 429 page is as likely a proxy's as SignalWire's: its words are not shown.
+    answer = {"json": body} if isinstance(body, dict) else {"body": body}
+    rsps.post(IMPORT_URL, status=status, **answer)
+
+    with caplog.at_level(logging.INFO), pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == message
+    assert "INTERNAL-ONLY" in info.value.detail
+    assert "INTERNAL-ONLY" in " ".join(caplog.messages)
+
+
+def test_the_reason_phrase_a_server_sends_is_never_the_message(trickle_server):
+    answer, _ = http_answer("502 INTERNAL-ONLY db=10.0.0.5", [])
+    server = trickle_server(answer, trickle_from=len(answer))
+    client = loopback_client(server.base_url())
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "Bad Gateway"
+
+
+def test_signalwires_own_4xx_message_is_kept_for_support_staff(rsps, client):
+    rsps.post(IMPORT_URL, json=error_body("21421", "PhoneNumber is invalid", 400), status=400)
+
+    with pytest.raises(RequestRejected) as info:
+        client.import_number("+14155550100", "longcode")
+
+    assert info.value.message == "PhoneNumber is invalid"
 
 
 def test_token_never_appears_in_errors_reprs_or_logs(rsps, client, caplog):
@@ -1379,8 +1457,8 @@ def test_deadline_cuts_an_import_whose_status_line_and_headers_trickle(trickle_s
 
     # The POST was sent: the number may have been created.
     assert_ran_out_of_time(info.value, started=started, may_have_reached=True)
-    assert info.value.message.startswith(
-        "the attempt ran out of time after the request was sent to SignalWire ("
+    assert info.value.message == (
+        "the attempt ran out of time after the request was sent to SignalWire"
     )
     assert server.request_lines == [
         f"POST /api/laml/2010-04-01/Accounts/{PROJECT}/ImportedPhoneNumbers HTTP/1.1"
@@ -1566,9 +1644,8 @@ def test_a_failure_at_exactly_the_deadline_says_the_attempt_ran_out_of_time(rsps
     with pytest.raises(SignalWireUnavailable) as info:
         client.import_number("+14155550100", "longcode", deadline=deadline)
 
-    assert info.value.message == (
-        "the attempt ran out of time while connecting to SignalWire (ConnectTimeout: slow)"
-    )
+    assert info.value.message == "the attempt ran out of time while connecting to SignalWire"
+    assert info.value.detail == "ConnectTimeout: slow"
     assert info.value.may_have_reached_signalwire is False
 
 
@@ -1623,10 +1700,8 @@ def test_connecting_gets_only_the_time_left_across_every_address(monkeypatch):
             sock.close()
 
     assert_ran_out_of_time(info.value, started=started, may_have_reached=False)
-    assert info.value.message.startswith(
-        "the attempt ran out of time while connecting to SignalWire ("
-    )
-    assert "Connection to localhost timed out." in info.value.message
+    assert info.value.message == "the attempt ran out of time while connecting to SignalWire"
+    assert "Connection to localhost timed out." in info.value.detail
 
 
 def test_timeouts_are_kept_when_the_deadline_leaves_more_time(rsps, client):
@@ -1804,10 +1879,11 @@ def test_a_connection_that_fails_within_the_deadline_says_why(monkeypatch, resol
     with pytest.raises(SignalWireUnavailable) as info:
         client.check_credentials(deadline=time.monotonic() + 30)
 
-    assert info.value.message.startswith("could not connect to SignalWire (ConnectionError: ")
+    assert info.value.message == "could not connect to SignalWire"
+    assert info.value.detail.startswith("ConnectionError: ")
     for detail in details:
         # After the connection (host and port), as urllib3's own errors name it.
-        assert f"_HTTPConnection(host='localhost', port={port}): {detail}" in info.value.message
+        assert f"_HTTPConnection(host='localhost', port={port}): {detail}" in info.value.detail
     assert info.value.may_have_reached_signalwire is False
 
 
@@ -1821,14 +1897,13 @@ def test_no_address_is_tried_once_the_deadline_has_come(connects, clock):
         client.check_credentials(deadline=deadline)
 
     assert connects.addresses == []
-    assert info.value.message.startswith(
-        "the attempt ran out of time while connecting to SignalWire (ConnectTimeout: "
-    )
+    assert info.value.message == "the attempt ran out of time while connecting to SignalWire"
+    assert info.value.detail.startswith("ConnectTimeout: ")
     # urllib3's own error, naming the connection (host and port) as urllib3 does.
     assert re.search(
         rf"\(Caused by ConnectTimeoutError\(<_HTTPConnection\(host='127\.0\.0\.1', port={port}\)"
-        r" at 0x[0-9a-f]+>, 'Connection to 127\.0\.0\.1 timed out\.'\)\)\)$",
-        info.value.message,
+        r" at 0x[0-9a-f]+>, 'Connection to 127\.0\.0\.1 timed out\.'\)\)$",
+        info.value.detail,
     )
 
 
@@ -1848,7 +1923,7 @@ def test_each_address_a_name_resolves_to_is_tried_once(monkeypatch, connects):
         client.check_credentials(deadline=time.monotonic() + 30)
 
     assert connects.addresses == [("127.0.0.1", port)]
-    assert "[Errno 111] Connection refused" in info.value.message
+    assert "[Errno 111] Connection refused" in info.value.detail
 
 
 def test_a_deadline_bounded_connection_keeps_urllib3s_socket_options(trickle_server, connects):

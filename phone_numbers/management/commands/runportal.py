@@ -101,9 +101,12 @@ class Command(BaseCommand):
             ],
         }
         # Every project of this local portal talks to the simulator, never to SignalWire.
+        # The allow setting matters only if DATABASE_URL puts it in production mode: this
+        # command starts that simulator itself, so the choice is explicit.
         env = {
             **os.environ,
             "SIGNALWIRE_BASE_URL": f"http://127.0.0.1:{simulator_port}{API_PATH}",
+            "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
         }
         # A SIGTERM (from a supervisor or a test) stops the portal like Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
