@@ -1,9 +1,19 @@
+from axes.admin import AccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 
+from phone_numbers import logins
 from phone_numbers.accounts import assignable_groups
-from phone_numbers.models import AuditEntry, Credential, ImportJob, NumberImport, Project
+from phone_numbers.models import (
+    AuditEntry,
+    Credential,
+    ImportJob,
+    LoginThrottle,
+    NumberImport,
+    Project,
+)
 
 
 class CredentialInline(admin.TabularInline):
@@ -134,3 +144,43 @@ class PortalUserAdmin(UserAdmin):
             kept = form.instance.groups.exclude(pk__in=assignable_groups(request.user))
             form.cleaned_data["groups"] = [*form.cleaned_data["groups"], *kept]
         super().save_related(request, form, formsets, change)
+
+
+class LiftLockoutMixin:
+    """The action by which an admin lets a locked-out or slowed-down username log in again."""
+
+    def has_lift_permission(self, request) -> bool:
+        return request.user.has_perm("phone_numbers.lift_lockout")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Lifting goes through the action, which the audit log records; a bare delete would not.
+        return False
+
+    @admin.action(description="Lift the lockout of these usernames", permissions=["lift"])
+    def lift_lockout(self, request, queryset) -> None:
+        usernames = sorted({row.username for row in queryset if row.username})
+        for username in usernames:
+            logins.lift_lockout(request, username)
+        self.message_user(request, f"Lockout lifted for {', '.join(usernames) or 'nobody'}.")
+
+
+admin.site.unregister(AccessAttempt)
+
+
+@admin.register(AccessAttempt)
+class PortalAccessAttemptAdmin(LiftLockoutMixin, AccessAttemptAdmin):
+    actions = ["lift_lockout"]
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(LiftLockoutMixin, admin.ModelAdmin):
+    list_display = ["username", "failures", "last_attempt_at", "slowed_until"]
+    search_fields = ["username"]
+    readonly_fields = list_display
+    actions = ["lift_lockout"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

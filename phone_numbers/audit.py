@@ -3,26 +3,30 @@
 The client's address is REMOTE_ADDR. Behind a proxy that is the proxy's own address, so
 X-Forwarded-For is read only when REMOTE_ADDR is one of PORTAL_TRUSTED_PROXIES, and then the
 rightmost address the trusted proxies did not add is taken (the leftmost ones are whatever the
-client chose to send). django-axes uses the same address for its per-address lockout.
+client chose to send). django-axes uses the same address for its lockout of a username at
+an address.
 """
 
 import ipaddress
 from contextvars import ContextVar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, F
 from django.dispatch import receiver
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils import timezone
 
 from phone_numbers.importing import Preview
 from phone_numbers.models import (
     AuditAction,
     AuditEntry,
+    AuditTally,
     ImportJob,
     ImportStatus,
     NumberImport,
@@ -219,12 +223,70 @@ def _logged_out(sender, request, user, **kwargs) -> None:
     record(request, AuditAction.LOGOUT, username=user.get_username() if user else "")
 
 
+# Failed logins and lockouts are written at most once per address and username in this time;
+# the others are counted, and the count goes with the next row (see AuditTally).
+LOGIN_EVENT_WINDOW = timedelta(minutes=1)
+NOT_WRITTEN = "earlier_not_written"
+# The target of a row that only carries such a count (no event of its own).
+COUNT_ONLY = "count only: events held back"
+
+
+def record_login_event(
+    request: HttpRequest | None, action: AuditAction, username: str
+) -> AuditEntry | None:
+    """A failed login or a lockout, unless one for the same address and username was written
+    within LOGIN_EVENT_WINDOW: then it is only counted, and the next row carries the count."""
+    username = username[:150]
+    now = timezone.now()
+    with transaction.atomic():
+        tally, created = AuditTally.objects.select_for_update().get_or_create(
+            action=action,
+            username=username,
+            ip_address=client_ip(request) or "",
+            defaults={"window_started_at": now},
+        )
+        if not created and now < tally.window_started_at + LOGIN_EVENT_WINDOW:
+            tally.not_written = F("not_written") + 1
+            tally.save(update_fields=["not_written"])
+            return None
+        earlier = tally.not_written
+        tally.window_started_at = now
+        tally.not_written = 0
+        tally.save(update_fields=["window_started_at", "not_written"])
+        return record(
+            request, action, username=username, changes={NOT_WRITTEN: earlier} if earlier else None
+        )
+
+
+def write_held_back_login_events() -> None:
+    """Counts of login events held back in a window that is over, as rows (beat, each minute):
+    without them a burst that then stops would never reach the audit log."""
+    with transaction.atomic():
+        tallies = AuditTally.objects.select_for_update().filter(
+            window_started_at__lte=timezone.now() - LOGIN_EVENT_WINDOW
+        )
+        for tally in tallies:
+            if tally.not_written:
+                AuditEntry.objects.create(
+                    username=tally.username,
+                    ip_address=tally.ip_address or None,
+                    action=tally.action,
+                    target=COUNT_ONLY,
+                    changes={NOT_WRITTEN: tally.not_written},
+                )
+            tally.delete()
+
+
 @receiver(user_login_failed, dispatch_uid="audit_login_failed")
 def _login_failed(sender, credentials, request=None, **kwargs) -> None:
+    # A refused attempt (logins.LoginThrottleHandler marks it) checked no password: the
+    # lockout's own row records it.
+    if getattr(request, "login_refused", False):
+        return
     # Django has already masked the password in `credentials`; only the username is kept.
-    record(request, AuditAction.LOGIN_FAILED, username=str(credentials.get("username", "")))
+    record_login_event(request, AuditAction.LOGIN_FAILED, str(credentials.get("username", "")))
 
 
 @receiver(user_locked_out, dispatch_uid="audit_locked_out")
 def _locked_out(sender, request, username=None, ip_address=None, **kwargs) -> None:
-    record(request, AuditAction.LOCKED_OUT, username=str(username or ""))
+    record_login_event(request, AuditAction.LOCKED_OUT, str(username or ""))

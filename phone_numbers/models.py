@@ -2,7 +2,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -890,6 +890,7 @@ class AuditAction(models.TextChoices):
     GROUP_CREATED = "group_created", "Group created"
     GROUP_CHANGED = "group_changed", "Group changed"
     GROUP_DELETED = "group_deleted", "Group deleted"
+    LOCKOUT_LIFTED = "lockout_lifted", "Login lockout lifted"
 
 
 class AuditEntryQuerySet(models.QuerySet):
@@ -965,3 +966,61 @@ def _shown(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{key}: {item}" for key, item in value.items()) or "—"
     return str(value)
+
+
+class LoginThrottle(models.Model):
+    """Failed logins for one username, from any address: what slows down a spread-out guesser.
+
+    Kept for any username tried, existing or not, so that the slowdown tells nobody which
+    usernames exist. Forgotten PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS after the last failure.
+    """
+
+    username = models.CharField(max_length=150, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    # The last failure, or the last attempt that took its turn during the slowdown.
+    last_attempt_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        permissions = [("lift_lockout", "Can lift login lockouts and slowdowns")]
+
+    def __str__(self) -> str:
+        return self.username
+
+    def slowed_until(self) -> datetime | None:
+        """Until when attempts for this username are refused (from an unknown browser): the
+        last attempt plus a delay that doubles with each failure past the threshold."""
+        excess = self.failures - settings.PORTAL_LOGIN_SLOWDOWN_AFTER
+        if excess < 0:
+            return None
+        # Doubling from the first delay; the exponent is bounded so the number stays small.
+        delay = min(
+            timedelta(seconds=settings.PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS) * 2 ** min(excess, 20),
+            timedelta(minutes=settings.PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES),
+        )
+        return self.last_attempt_at + delay
+
+
+class AuditTally(models.Model):
+    """Login events of one kind, address and username not yet written to the audit log.
+
+    The audit log takes at most one failed login (or lockout) row per address and username a
+    minute; the rest are counted here, and the count is written with the next row or, once
+    the minute is over, by beat. Rows here change and are deleted: the audit log never is.
+    """
+
+    action = models.CharField(max_length=32, choices=AuditAction)
+    username = models.CharField(max_length=150, blank=True)
+    # Text, "" for no address: a NULL would make the unique constraint below ineffective.
+    ip_address = models.CharField(max_length=45, blank=True)
+    window_started_at = models.DateTimeField(db_index=True)
+    not_written = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["action", "username", "ip_address"], name="audit_tally_one_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.username}@{self.ip_address}: {self.not_written}"

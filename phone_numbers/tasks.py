@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.core.management import call_command
 
-from phone_numbers import connection, importing
+from phone_numbers import audit, connection, importing
 from phone_numbers.models import NumberImport, Project
 
 
@@ -36,3 +36,8 @@ def import_phone_number(number_import_pk: int) -> None:
 def recover_stuck_imports() -> None:
     importing.recover_stuck_imports()
     connection.end_stale_connection_checks()
+
+
+@shared_task
+def write_held_back_login_events() -> None:
+    audit.write_held_back_login_events()

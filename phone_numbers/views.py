@@ -1,14 +1,18 @@
 import csv
 import json
+import math
 
+from axes.helpers import get_client_username
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -16,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, health, importing
+from phone_numbers import audit, health, importing, logins
 from phone_numbers.forms import (
     AuditFilterForm,
     ImportForm,
@@ -617,13 +621,28 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     return response
 
 
+class LoginView(auth_views.LoginView):
+    """Django's login page; a good login also gives the browser its device cookie, which
+    spares it the per-username slowdown (phone_numbers.logins)."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        response = super().form_valid(form)
+        logins.remember_device(response, form.get_user())
+        return response
+
+
 def login_locked_out(
     request: HttpRequest, original_response: HttpResponse | None = None, credentials=None
 ) -> HttpResponse:
-    """django-axes' answer to a locked-out login: the login page, saying for how long."""
+    """django-axes' answer to a refused login: the login page, saying when to try again."""
+    retry_at = logins.locked_until(request, get_client_username(request, credentials))
+    wait = retry_at - timezone.now() if retry_at else settings.AXES_COOLOFF_TIME
     context = {
         "form": AuthenticationForm(request),
-        "locked_out_minutes": settings.PORTAL_LOGIN_COOLOFF_MINUTES,
+        "locked_out_minutes": max(1, math.ceil(wait.total_seconds() / 60)),
+        "retry_at": retry_at,
         "next": request.POST.get("next", ""),
     }
     return render(request, "registration/login.html", context, status=429)

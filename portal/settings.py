@@ -218,15 +218,44 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "phone_numbers:home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login throttling (django-axes): after this many failed logins for one username, or from one
-# address, that username or address is locked out for the cool-off time. Every failure and
-# lockout goes to the audit trail.
+# Login throttling (django-axes, through phone_numbers.logins). A username is locked out at
+# one address after this many failed logins from there, for the cool-off time; a good login
+# clears only that pair, never another username's failures. Neither a username everywhere nor
+# a whole address is locked: either would let anyone lock a named person (or an office behind
+# one address) out. Failures and lockouts go to the audit trail (phone_numbers.audit bounds
+# them to one row a minute per address and username, with counts).
 AXES_FAILURE_LIMIT = env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5)
 PORTAL_LOGIN_COOLOFF_MINUTES = env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15)
 AXES_COOLOFF_TIME = timedelta(minutes=PORTAL_LOGIN_COOLOFF_MINUTES)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# The login page again, saying for how long logins are refused.
+# A refused attempt checks no password, so it does not push the end of the lockout back: the
+# time the lockout page gives stays true.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Adds the per-username slowdown below to axes' own lockout.
+AXES_HANDLER = "phone_numbers.logins.LoginThrottleHandler"
+# A guesser spread over many addresses is slowed per username: after this many failures for a
+# username from anywhere, each further attempt waits PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS after
+# the last failure, doubling with every failure up to PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES. A
+# browser that logged in as that user before (a signed device cookie kept for
+# PORTAL_LOGIN_DEVICE_DAYS) is not slowed, so an attacker cannot keep the person out.
+PORTAL_LOGIN_SLOWDOWN_AFTER = env_int("PORTAL_LOGIN_SLOWDOWN_AFTER", 10)
+PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS = env_int("PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS", 60)
+PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES = env_int("PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES", 60)
+PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS = env_int("PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS", 24)
+PORTAL_LOGIN_DEVICE_DAYS = env_int("PORTAL_LOGIN_DEVICE_DAYS", 90)
+for _name in (
+    "AXES_FAILURE_LIMIT",
+    "PORTAL_LOGIN_COOLOFF_MINUTES",
+    "PORTAL_LOGIN_SLOWDOWN_AFTER",
+    "PORTAL_LOGIN_SLOWDOWN_FIRST_SECONDS",
+    "PORTAL_LOGIN_SLOWDOWN_MAX_MINUTES",
+    "PORTAL_LOGIN_SLOWDOWN_FORGET_HOURS",
+    "PORTAL_LOGIN_DEVICE_DAYS",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}")
+# The login page again, saying when to try again.
 AXES_LOCKOUT_CALLABLE = "phone_numbers.views.login_locked_out"
 # The address of the client, as the audit trail reads it (X-Forwarded-For only from a proxy
 # listed here: without it, every login behind a proxy would share the proxy's address).
@@ -335,6 +364,12 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "phone_numbers.tasks.clear_expired_sessions",
         "schedule": timedelta(hours=6),
+    },
+    # Failed logins the audit log held back (at most one row a minute per address and
+    # username) are written as a count once their minute is over.
+    "write-held-back-login-events": {
+        "task": "phone_numbers.tasks.write_held_back_login_events",
+        "schedule": timedelta(minutes=1),
     },
 }
 
