@@ -7,7 +7,7 @@ import phone_numbers.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("phone_numbers", "0010_connection_detail_fixed_sentences"),
+        ("phone_numbers", "0011_login_throttle"),
     ]
 
     operations = [
