@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 from django.conf import settings
 from django.contrib import messages
@@ -76,6 +77,23 @@ def _page_number(request: HttpRequest) -> int:
         return 1
 
 
+def _project_search_text(request: HttpRequest, name: str) -> str:
+    # PostgreSQL text cannot hold a NUL, and no project's name, host or notes has one.
+    return request.GET.get(name, "").replace("\x00", "")[:PROJECT_SEARCH_MAX_LENGTH]
+
+
+def _filters_as_typed(request: HttpRequest) -> dict[str, str]:
+    """The URL's filters for the audit entry of an export.
+
+    A NUL (which the forms refuse) becomes U+FFFD: PostgreSQL's JSON cannot store it, and the
+    entry still shows that something unreadable was sent.
+    """
+    return {
+        name.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd")
+        for name, value in request.GET.items()
+    }
+
+
 def _without_page(request: HttpRequest) -> str:
     query = request.GET.copy()
     query.pop("page", None)
@@ -87,7 +105,9 @@ def _without_page(request: HttpRequest) -> str:
 def number_export(request: HttpRequest) -> StreamingHttpResponse:
     """The current search as CSV, streamed: a million rows never sit in memory."""
     search = NumberSearchForm(request.GET)
-    audit.record(request, AuditAction.NUMBERS_EXPORTED, changes={"filters": request.GET.dict()})
+    audit.record(
+        request, AuditAction.NUMBERS_EXPORTED, changes={"filters": _filters_as_typed(request)}
+    )
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
@@ -184,7 +204,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @permission_required("phone_numbers.view_project", raise_exception=True)
 @vary_on_headers("HX-Request")
 def project_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:PROJECT_SEARCH_MAX_LENGTH]
+    query = _project_search_text(request, "q")
     context = {
         "projects": Project.objects.search(query)
         .with_token_hint()
@@ -293,7 +313,7 @@ def import_new(request: HttpRequest) -> HttpResponse:
     form = ImportForm(
         request.POST or None, request.FILES or None, initial={"project": request.GET.get("project")}
     )
-    if project_query := request.GET.get("project_q", "")[:PROJECT_SEARCH_MAX_LENGTH]:
+    if project_query := _project_search_text(request, "project_q"):
         form.fields["project"].queryset = Project.objects.active().search(project_query)
     context: dict = {"form": form}
     if request.method == "POST" and form.is_valid():
@@ -562,8 +582,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     """Who did what, newest first. Pages go by entry id, so no page counts the whole table."""
     filters = AuditFilterForm(request.GET)
     entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
-    if (before := request.GET.get("before", "")).isdigit():
-        entries = entries.filter(pk__lt=int(before))
+    if before := _entry_id(request.GET.get("before", "")):
+        entries = entries.filter(pk__lt=before)
     rows = list(entries[: AUDIT_PAGE_SIZE + 1])
     query = request.GET.copy()
     query.pop("before", None)
@@ -575,6 +595,12 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
     }
     return render(request, "phone_numbers/audit_list.html", context)
+
+
+def _entry_id(text: str) -> int | None:
+    # The portal writes this id into its own "Older" link: up to 19 ASCII digits (a bigint).
+    # `isdigit` alone would pass "²", which `int` cannot read, and `int` refuses 4,301 digits.
+    return int(text) if re.fullmatch(r"[0-9]{1,19}", text) else None
 
 
 def _csv_cell(value: object) -> object:
@@ -592,7 +618,9 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     """The audit page's current filter as CSV, streamed."""
     filters = AuditFilterForm(request.GET)
     entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
-    audit.record(request, AuditAction.AUDIT_EXPORTED, changes={"filters": request.GET.dict()})
+    audit.record(
+        request, AuditAction.AUDIT_EXPORTED, changes={"filters": _filters_as_typed(request)}
+    )
     writer = csv.writer(_Echo())
 
     def rows():
