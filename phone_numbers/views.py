@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, health, importing
+from phone_numbers import audit, health, importing, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     ImportForm,
@@ -346,16 +346,21 @@ def import_new(request: HttpRequest) -> HttpResponse:
                 "The numbers or choices changed after the preview: check the preview below, "
                 "then confirm again."
             )
-        preview = importing.preview(**arguments)
-        if not request.POST.get("page"):
-            audit.record_preview(request, data["project"], preview, digest)
-        context.update(
-            preview=preview,
-            preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
-                request.POST.get("page")
-            ),
-            digest=digest,
-        )
+        is_paging = bool(request.POST.get("page"))
+        try:
+            preview = previews.preview_for(request.user, digest, is_paging=is_paging, **arguments)
+        except previews.PreviewBusy as exc:
+            context["refusal"] = str(exc)
+        else:
+            if not is_paging:
+                audit.record_preview(request, data["project"], preview, digest)
+            context.update(
+                preview=preview,
+                preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
+                    request.POST.get("page")
+                ),
+                digest=digest,
+            )
     if request.htmx and request.method == "POST":
         return render(request, "phone_numbers/partials/import_preview.html", context)
     return render(request, "phone_numbers/import_form.html", context)

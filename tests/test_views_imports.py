@@ -5,11 +5,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from phone_numbers import importing
+from phone_numbers import importing, previews
+from phone_numbers.forms import ImportForm
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, ImportStatus, NumberImport
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
@@ -228,6 +230,127 @@ def test_a_long_preview_is_paged(client, support_user, project):
     assertContains(response, "Lines 201–250 of 250")
     assertContains(response, "+14155550249")
     assertNotContains(response, "+14155550100")
+
+
+class UnreadableHugeUpload(SimpleUploadedFile):
+    """A 300 MB upload as Django hands it over (kept on disk); reading it fails the test."""
+
+    def __init__(self) -> None:
+        super().__init__("numbers.csv", b"", content_type="text/csv")
+        self.size = 300 * 1024 * 1024
+
+    def read(self, *args) -> bytes:
+        raise AssertionError("the 300 MB upload was read into memory")
+
+
+def test_a_file_over_the_limit_is_refused_naming_the_limit_before_it_is_read(project):
+    form = ImportForm(form_data(project, numbers=""), {"csv_file": UnreadableHugeUpload()})
+
+    assert form.errors["csv_file"] == ["The file is larger than 5 MB: split it."]
+
+
+def numbered(count: int, area: str = "415") -> str:
+    return "\n".join(f"+1{area}555{line:04d}" for line in range(count))
+
+
+@pytest.fixture
+def previews_read(monkeypatch) -> list[int]:
+    """The number of lines of each preview read (importing.preview called)."""
+    read: list[int] = []
+    real_preview = importing.preview
+
+    def counted(**arguments):
+        read.append(len(arguments["lines"]))
+        return real_preview(**arguments)
+
+    monkeypatch.setattr(importing, "preview", counted)
+    return read
+
+
+def test_paging_a_preview_cuts_pages_from_the_kept_preview_without_reading_it_again(
+    client, support_user, project, previews_read
+):
+    client.force_login(support_user)
+    data = form_data(project, numbers=numbered(250))
+
+    preview(client, data, **HTMX)
+    preview(client, data | {"page": "2"}, **HTMX)
+    third = preview(client, data | {"page": "3"}, **HTMX)
+
+    assert previews_read == [250]
+    assertContains(third, "Lines 201–250 of 250")
+    assertContains(third, "+14155550249")
+    # Pressing Preview again reads the numbers again: some may have been imported since.
+    preview(client, data, **HTMX)
+    assert previews_read == [250, 250]
+
+
+def test_a_kept_preview_serves_only_the_person_who_asked_for_it(
+    client, support_user, admin_user, project, previews_read
+):
+    data = form_data(project, numbers=numbered(250))
+    client.force_login(support_user)
+    preview(client, data, **HTMX)
+    colleague = Client()
+    colleague.force_login(admin_user)
+
+    page = preview(colleague, data | {"page": "3"}, **HTMX)
+
+    assert previews_read == [250, 250]
+    assertContains(page, "Lines 201–250 of 250")
+
+
+def test_a_second_large_preview_of_the_same_person_is_refused_while_the_first_is_read(
+    client, support_user, admin_user, project, monkeypatch
+):
+    client.force_login(support_user)
+    colleague = Client()
+    colleague.force_login(admin_user)
+    large = numbered(previews.LARGE_PREVIEW_LINES + 1)
+    other_large = numbered(previews.LARGE_PREVIEW_LINES + 1, area="212")
+    during: dict = {}
+    real_preview = importing.preview
+
+    def preview_while_others_ask(**arguments):
+        if not during:
+            during["asked"] = True
+            during["same person, large"] = preview(
+                client, form_data(project, numbers=other_large), **HTMX
+            )
+            during["same person, small"] = preview(client, form_data(project), **HTMX)
+            during["colleague, large"] = preview(
+                colleague, form_data(project, numbers=other_large), **HTMX
+            )
+        return real_preview(**arguments)
+
+    monkeypatch.setattr(importing, "preview", preview_while_others_ask)
+    first = preview(client, form_data(project, numbers=large), **HTMX)
+
+    assertContains(during["same person, large"], "A preview of yours is still being prepared")
+    assert "preview" not in during["same person, large"].context
+    assert len(during["same person, small"].context["preview"].rows) == 2
+    assert len(during["colleague, large"].context["preview"].rows) == 1001
+    # (The nested requests' contexts are in `first.context` too: read its page instead.)
+    assertContains(first, "of 1001 lines")
+    # The hold ends with the preview.
+    after = preview(client, form_data(project, numbers=other_large), **HTMX)
+    assert len(after.context["preview"].rows) == 1001
+
+
+def test_a_large_preview_that_failed_holds_nothing_back(client, support_user, project, monkeypatch):
+    client.force_login(support_user)
+    data = form_data(project, numbers=numbered(previews.LARGE_PREVIEW_LINES + 1))
+    real_preview = importing.preview
+
+    def failing(**arguments):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(importing, "preview", failing)
+    with pytest.raises(RuntimeError):
+        preview(client, data, **HTMX)
+    monkeypatch.setattr(importing, "preview", real_preview)
+
+    assert len(preview(client, data, **HTMX).context["preview"].rows) == 1001
 
 
 def started_job(project, user, numbers=("+14155550100", "+14155550101")) -> ImportJob:
