@@ -1,54 +1,61 @@
 """Import previews kept in the cache, and one large preview at a time per person.
 
 Reading 50,000 numbers takes seconds of a web worker. Every page of a preview posts the whole
-form again, so the preview is kept, by its input digest and its person, and its pages are cut
-from it. Pressing Preview again reads the numbers again: some may have been imported since.
-A person who starts many large previews at once (twenty tabs, a script) gets one at a time,
-and the web workers stay free for everybody else.
+form again, so the preview is kept, by its person and input digest, and its pages are cut from
+it. A person who sends many large previews at once (twenty tabs, a script) is answered at once
+from the second on, before the input is read, so the web workers stay free for everybody else.
 
 The cache is Redis in production, shared by every gunicorn worker (portal/settings.py).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 
-from phone_numbers import importing
+from phone_numbers.importing import Preview
 
 # Long enough to page through a preview and confirm it; a confirm reads the input again anyway.
 KEPT_SECONDS = 15 * 60
-# Above this many lines a preview takes a noticeable share of a web worker (README, Benchmarks).
-LARGE_PREVIEW_LINES = 1_000
-# Longer than any preview may run (gunicorn's timeout is 30 s), so that the hold of a worker
+# About 1,500 numbers as people write them: reading more takes a noticeable share of a web
+# worker (README, How an import runs).
+LARGE_INPUT_BYTES = 20_000
+# Longer than any request may run (gunicorn's timeout is 30 s), so that the hold of a worker
 # killed mid-preview ends by itself.
-PREPARING_SECONDS = 60
+HOLD_SECONDS = 60
 
 
 class PreviewBusy(Exception):
     """Another large preview of the same person is still being read."""
 
 
-def preview_for(
-    user: AbstractBaseUser, digest: str, *, is_paging: bool, **arguments
-) -> importing.Preview:
-    """importing.preview(**arguments), or for paging the one kept for this person and digest.
+def kept(user: AbstractBaseUser, digest: str) -> Preview | None:
+    """The preview this person was shown for the input of this digest, while it is kept."""
+    return cache.get(_key(user, digest)) if digest else None
 
-    Raises PreviewBusy when the input is large and another large preview of the person's is
-    being read at this moment.
-    """
-    key = f"import-preview:{user.pk}:{digest}"
-    if is_paging and (kept := cache.get(key)) is not None:
-        return kept
-    is_large = len(arguments["lines"]) > LARGE_PREVIEW_LINES
-    preparing = f"import-preview-preparing:{user.pk}"
-    if is_large and not cache.add(preparing, digest, PREPARING_SECONDS):
+
+def keep(user: AbstractBaseUser, digest: str, preview: Preview) -> None:
+    cache.set(_key(user, digest), preview, KEPT_SECONDS)
+
+
+def _key(user: AbstractBaseUser, digest: str) -> str:
+    return f"import-preview:{user.pk}:{digest}"
+
+
+@contextmanager
+def one_at_a_time(user: AbstractBaseUser, *, is_large: bool) -> Iterator[None]:
+    """Hold the person's one large preview while the block runs; raise PreviewBusy if taken."""
+    if not is_large:
+        yield
+        return
+    hold = f"import-preview-hold:{user.pk}"
+    if not cache.add(hold, True, HOLD_SECONDS):
         raise PreviewBusy(
             "A preview of yours is still being prepared (a large one, perhaps in another tab): "
             "wait a few seconds, then preview again."
         )
     try:
-        preview = importing.preview(**arguments)
+        yield
     finally:
-        if is_large:
-            cache.delete(preparing)
-    cache.set(key, preview, KEPT_SECONDS)
-    return preview
+        cache.delete(hold)

@@ -37,6 +37,7 @@ from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
 PREVIEW_PAGE_SIZE = 100
+PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
 JOB_ROWS_PAGE_SIZE = 100
 JOBS_PAGE_SIZE = 50
 
@@ -316,54 +317,91 @@ def import_new(request: HttpRequest) -> HttpResponse:
     if project_query := _project_search_text(request, "project_q"):
         form.fields["project"].queryset = Project.objects.active().search(project_query)
     context: dict = {"form": form}
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        arguments = {
-            "project": data["project"],
-            "lines": data["lines"],
-            "number_type": data["number_type"],
-            "capabilities": data["capabilities"],
-        }
-        digest = importing.input_digest(**arguments)
-        confirmed = request.POST.get("confirm")
-        if confirmed == digest:
-            try:
-                job = importing.start_job(
-                    **arguments,
-                    created_by=request.user,
-                    source=data["source"],
-                    ticket=data["ticket"],
-                )
-            except importing.ImportRefused as exc:
-                context["refusal"] = str(exc)
-            else:
-                audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
-                if request.htmx:
-                    return HttpResponseClientRedirect(job.get_absolute_url())
-                return redirect(job)
-        elif confirmed:
-            context["refusal"] = (
-                "The numbers or choices changed after the preview: check the preview below, "
-                "then confirm again."
-            )
-        is_paging = bool(request.POST.get("page"))
+    if request.method == "POST" and request.htmx and (page := _kept_preview_page(request)):
+        return render(request, PREVIEW_PARTIAL, page)
+    if request.method == "POST":
         try:
-            preview = previews.preview_for(request.user, digest, is_paging=is_paging, **arguments)
+            with previews.one_at_a_time(request.user, is_large=_is_large_input(request)):
+                if form.is_valid() and (started := _preview_or_start(request, form, context)):
+                    return started
         except previews.PreviewBusy as exc:
+            if request.htmx:
+                # Answered before the input is read, so without the form's errors.
+                return render(request, PREVIEW_PARTIAL, {"refusal": str(exc)})
+            context["refusal"] = str(exc)
+    if request.htmx and request.method == "POST":
+        return render(request, PREVIEW_PARTIAL, context)
+    return render(request, "phone_numbers/import_form.html", context)
+
+
+def _kept_preview_page(request: HttpRequest) -> dict | None:
+    """A page of the preview shown to this person, without reading the input again.
+
+    A page button sends the digest of the preview it belongs to. Input changed since then is
+    not seen until Preview is pressed; a confirm compares the digest with the input again.
+    """
+    page = request.POST.get("page")
+    digest = request.POST.get("preview_digest", "")
+    preview = previews.kept(request.user, digest) if page else None
+    return _preview_context(preview, digest, page) if preview else None
+
+
+def _is_large_input(request: HttpRequest) -> bool:
+    pasted = len(request.POST.get("numbers", "").encode())
+    return pasted + sum(upload.size for upload in request.FILES.values()) > (
+        previews.LARGE_INPUT_BYTES
+    )
+
+
+def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> HttpResponse | None:
+    """Start the job if the preview is confirmed, else add the preview to the context."""
+    data = form.cleaned_data
+    arguments = {
+        "project": data["project"],
+        "lines": data["lines"],
+        "number_type": data["number_type"],
+        "capabilities": data["capabilities"],
+    }
+    digest = importing.input_digest(**arguments)
+    confirmed = request.POST.get("confirm")
+    if confirmed == digest:
+        try:
+            job = importing.start_job(
+                **arguments,
+                created_by=request.user,
+                source=data["source"],
+                ticket=data["ticket"],
+            )
+        except importing.ImportRefused as exc:
             context["refusal"] = str(exc)
         else:
-            if not is_paging:
-                audit.record_preview(request, data["project"], preview, digest)
-            context.update(
-                preview=preview,
-                preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
-                    request.POST.get("page")
-                ),
-                digest=digest,
-            )
-    if request.htmx and request.method == "POST":
-        return render(request, "phone_numbers/partials/import_preview.html", context)
-    return render(request, "phone_numbers/import_form.html", context)
+            audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
+            if request.htmx:
+                return HttpResponseClientRedirect(job.get_absolute_url())
+            return redirect(job)
+    elif confirmed:
+        context["refusal"] = (
+            "The numbers or choices changed after the preview: check the preview below, "
+            "then confirm again."
+        )
+    page = request.POST.get("page")
+    # Pressing Preview reads the numbers again: some may have been imported since.
+    preview = previews.kept(request.user, digest) if page else None
+    if preview is None:
+        preview = importing.preview(**arguments)
+        previews.keep(request.user, digest, preview)
+    if not page:
+        audit.record_preview(request, data["project"], preview, digest)
+    context.update(_preview_context(preview, digest, page))
+    return None
+
+
+def _preview_context(preview: importing.Preview, digest: str, page: str | None) -> dict:
+    return {
+        "preview": preview,
+        "preview_page": Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(page),
+        "digest": digest,
+    }
 
 
 @require_GET

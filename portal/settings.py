@@ -307,6 +307,18 @@ LOGGING = {
 
 PORTAL_VERSION = version("number-import-portal")
 
+# Import previews and each person's hold on a large one (phone_numbers/previews.py) must be
+# shared by every gunicorn worker: Redis in production. Local mode serves its pages from one
+# process (runserver), whose memory (Django's default cache) is enough.
+if env_str("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("REDIS_URL"),
+            "KEY_PREFIX": "portal-cache",
+        }
+    }
+
 # Celery: Redis in production; with no broker configured (local mode only), kombu's
 # file-system transport in var/, which a separate worker process polls.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
@@ -328,17 +340,6 @@ if not CELERY_BROKER_URL:
         "polling_interval": 0.1,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 4
-# Import previews and each person's hold on a large one (phone_numbers/previews.py) must be
-# shared by every gunicorn worker: Redis in production. Local mode serves its pages from one
-# process (runserver), whose memory (Django's default cache) is enough.
-if env_str("REDIS_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": env_str("REDIS_URL"),
-            "KEY_PREFIX": "portal-cache",
-        }
-    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # The pages read our own tables, so no task result is stored anywhere.
 CELERY_TASK_IGNORE_RESULT = True

@@ -174,3 +174,18 @@ def test_local_mode_tightens_a_var_and_database_that_earlier_versions_left_reada
     assert oct(var.stat().st_mode & 0o777) == "0o700"
     for name in ("portal.sqlite3", "portal.sqlite3-wal", "portal.sqlite3-shm"):
         assert oct((var / name).stat().st_mode & 0o777) == "0o600", name
+
+
+def test_production_caches_import_previews_in_redis_shared_by_every_web_worker(local_mode_env):
+    show_cache = (
+        "from django.conf import settings; "
+        "print(settings.CACHES['default']['BACKEND'], settings.CACHES['default']['LOCATION'])"
+    )
+
+    result = run_manage({**local_mode_env, **PRODUCTION_ENV}, "shell", "-v", "0", "-c", show_cache)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        PRODUCTION_ENV["REDIS_URL"],
+    ]

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from phone_numbers import importing, previews
+from phone_numbers import forms, importing, previews
 from phone_numbers.forms import ImportForm
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, ImportStatus, NumberImport
 from phone_numbers.tasks import import_phone_number
@@ -253,6 +253,10 @@ def numbered(count: int, area: str = "415") -> str:
     return "\n".join(f"+1{area}555{line:04d}" for line in range(count))
 
 
+# More than previews.LARGE_INPUT_BYTES pasted: 13 bytes a line.
+LARGE_COUNT = previews.LARGE_INPUT_BYTES // 12
+
+
 @pytest.fixture
 def previews_read(monkeypatch) -> list[int]:
     """The number of lines of each preview read (importing.preview called)."""
@@ -267,22 +271,57 @@ def previews_read(monkeypatch) -> list[int]:
     return read
 
 
-def test_paging_a_preview_cuts_pages_from_the_kept_preview_without_reading_it_again(
+@pytest.fixture
+def csv_files_read(monkeypatch) -> list[int]:
+    """The size of each CSV file the import form read."""
+    read: list[int] = []
+    real_read_csv = forms.read_csv
+
+    def counted(data: bytes):
+        read.append(len(data))
+        return real_read_csv(data)
+
+    monkeypatch.setattr(forms, "read_csv", counted)
+    return read
+
+
+def test_paging_a_preview_cuts_pages_from_the_kept_preview_without_reading_the_file_again(
+    client, support_user, project, previews_read, csv_files_read
+):
+    client.force_login(support_user)
+    content = ("number\n" + numbered(250)).encode()
+
+    def upload() -> dict:
+        return {"csv_file": SimpleUploadedFile("numbers.csv", content, "text/csv")}
+
+    first = preview(client, form_data(project, numbers="") | upload(), **HTMX)
+    page_of_first = {"preview_digest": first.context["digest"]}
+    preview(client, form_data(project, numbers="", page="2") | page_of_first | upload(), **HTMX)
+    third = preview(
+        client, form_data(project, numbers="", page="3") | page_of_first | upload(), **HTMX
+    )
+
+    assert previews_read == [250]
+    assert csv_files_read == [len(content)]
+    assertContains(third, "Lines 201–250 of 250")
+    assertContains(third, "+14155550249")
+    assertContains(third, f'name="confirm" value="{first.context["digest"]}"')
+    # Pressing Preview again reads the numbers again: some may have been imported since.
+    preview(client, form_data(project, numbers="") | upload(), **HTMX)
+    assert previews_read == [250, 250]
+
+
+def test_a_page_without_htmx_is_cut_from_the_kept_preview_after_the_form_is_checked(
     client, support_user, project, previews_read
 ):
     client.force_login(support_user)
     data = form_data(project, numbers=numbered(250))
+    digest = preview(client, data, **HTMX).context["digest"]
 
-    preview(client, data, **HTMX)
-    preview(client, data | {"page": "2"}, **HTMX)
-    third = preview(client, data | {"page": "3"}, **HTMX)
+    page = preview(client, data | {"page": "3", "preview_digest": digest})
 
     assert previews_read == [250]
-    assertContains(third, "Lines 201–250 of 250")
-    assertContains(third, "+14155550249")
-    # Pressing Preview again reads the numbers again: some may have been imported since.
-    preview(client, data, **HTMX)
-    assert previews_read == [250, 250]
+    assertContains(page, "Lines 201–250 of 250")
 
 
 def test_a_kept_preview_serves_only_the_person_who_asked_for_it(
@@ -290,36 +329,39 @@ def test_a_kept_preview_serves_only_the_person_who_asked_for_it(
 ):
     data = form_data(project, numbers=numbered(250))
     client.force_login(support_user)
-    preview(client, data, **HTMX)
+    digest = preview(client, data, **HTMX).context["digest"]
     colleague = Client()
     colleague.force_login(admin_user)
 
-    page = preview(colleague, data | {"page": "3"}, **HTMX)
+    page = preview(colleague, data | {"page": "3", "preview_digest": digest}, **HTMX)
 
     assert previews_read == [250, 250]
     assertContains(page, "Lines 201–250 of 250")
 
 
-def test_a_second_large_preview_of_the_same_person_is_refused_while_the_first_is_read(
-    client, support_user, admin_user, project, monkeypatch
+def test_a_second_large_preview_of_the_same_person_is_refused_before_its_input_is_read(
+    client, support_user, admin_user, project, monkeypatch, csv_files_read
 ):
     client.force_login(support_user)
     colleague = Client()
     colleague.force_login(admin_user)
-    large = numbered(previews.LARGE_PREVIEW_LINES + 1)
-    other_large = numbered(previews.LARGE_PREVIEW_LINES + 1, area="212")
+    large = numbered(LARGE_COUNT)
+    other_large = ("number\n" + numbered(LARGE_COUNT, area="212")).encode()
     during: dict = {}
     real_preview = importing.preview
+
+    def other_large_upload() -> dict:
+        return {"csv_file": SimpleUploadedFile("numbers.csv", other_large, "text/csv")}
 
     def preview_while_others_ask(**arguments):
         if not during:
             during["asked"] = True
             during["same person, large"] = preview(
-                client, form_data(project, numbers=other_large), **HTMX
+                client, form_data(project, numbers="") | other_large_upload(), **HTMX
             )
             during["same person, small"] = preview(client, form_data(project), **HTMX)
             during["colleague, large"] = preview(
-                colleague, form_data(project, numbers=other_large), **HTMX
+                colleague, form_data(project, numbers="") | other_large_upload(), **HTMX
             )
         return real_preview(**arguments)
 
@@ -329,17 +371,19 @@ def test_a_second_large_preview_of_the_same_person_is_refused_while_the_first_is
     assertContains(during["same person, large"], "A preview of yours is still being prepared")
     assert "preview" not in during["same person, large"].context
     assert len(during["same person, small"].context["preview"].rows) == 2
-    assert len(during["colleague, large"].context["preview"].rows) == 1001
+    assert len(during["colleague, large"].context["preview"].rows) == LARGE_COUNT
+    # Only the colleague's file was read: the refusal came first.
+    assert csv_files_read == [len(other_large)]
     # (The nested requests' contexts are in `first.context` too: read its page instead.)
-    assertContains(first, "of 1001 lines")
+    assertContains(first, f"of {LARGE_COUNT} lines")
     # The hold ends with the preview.
-    after = preview(client, form_data(project, numbers=other_large), **HTMX)
-    assert len(after.context["preview"].rows) == 1001
+    after = preview(client, form_data(project, numbers="") | other_large_upload(), **HTMX)
+    assert len(after.context["preview"].rows) == LARGE_COUNT
 
 
 def test_a_large_preview_that_failed_holds_nothing_back(client, support_user, project, monkeypatch):
     client.force_login(support_user)
-    data = form_data(project, numbers=numbered(previews.LARGE_PREVIEW_LINES + 1))
+    data = form_data(project, numbers=numbered(LARGE_COUNT))
     real_preview = importing.preview
 
     def failing(**arguments):
@@ -350,7 +394,7 @@ def test_a_large_preview_that_failed_holds_nothing_back(client, support_user, pr
         preview(client, data, **HTMX)
     monkeypatch.setattr(importing, "preview", real_preview)
 
-    assert len(preview(client, data, **HTMX).context["preview"].rows) == 1001
+    assert len(preview(client, data, **HTMX).context["preview"].rows) == LARGE_COUNT
 
 
 def started_job(project, user, numbers=("+14155550100", "+14155550101")) -> ImportJob:
