@@ -36,7 +36,6 @@ from phone_numbers.models import (
 from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
-PREVIEW_PAGE_SIZE = 100
 PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
 JOB_ROWS_PAGE_SIZE = 100
 JOBS_PAGE_SIZE = 50
@@ -342,8 +341,14 @@ def _kept_preview_page(request: HttpRequest) -> dict | None:
     """
     page = request.POST.get("page")
     digest = request.POST.get("preview_digest", "")
-    preview = previews.kept(request.user, digest) if page else None
-    return _preview_context(preview, digest, page) if preview else None
+    return _kept_page_context(request, digest, page) if page else None
+
+
+def _kept_page_context(request: HttpRequest, digest: str, page: str) -> dict | None:
+    if kept := previews.kept_page(request.user, digest, page):
+        counts, preview_page = kept
+        return {"preview_counts": counts, "preview_page": preview_page, "digest": digest}
+    return None
 
 
 def _is_large_input(request: HttpRequest) -> bool:
@@ -386,22 +391,20 @@ def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> 
         )
     page = request.POST.get("page")
     # Pressing Preview reads the numbers again: some may have been imported since.
-    preview = previews.kept(request.user, digest) if page else None
-    if preview is None:
-        preview = importing.preview(**arguments)
-        previews.keep(request.user, digest, preview)
+    if page and (kept := _kept_page_context(request, digest, page)):
+        context.update(kept)
+        return None
+    preview = importing.preview(**arguments)
+    previews.keep(request.user, digest, preview)
     if not page:
         audit.record_preview(request, data["project"], preview, digest)
-    context.update(_preview_context(preview, digest, page))
+    context.update(
+        preview=preview,
+        preview_counts=previews.Counts.of(preview),
+        preview_page=previews.page_of(preview, page),
+        digest=digest,
+    )
     return None
-
-
-def _preview_context(preview: importing.Preview, digest: str, page: str | None) -> dict:
-    return {
-        "preview": preview,
-        "preview_page": Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(page),
-        "digest": digest,
-    }
 
 
 @require_GET

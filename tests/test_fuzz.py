@@ -1,8 +1,9 @@
-"""Generated bad input against every form a person fills in: no 500, every rejection names its
-field, and nothing is stored from a rejected form.
+"""Generated bad input against every form a person fills in, and every query string a page or
+export reads: no 500, every rejection names its field, and nothing is stored from a rejected
+form.
 
-Examples per form (1,300 requests in all, see FUZZED_FORMS) are set so that the file runs in
-well under a minute.
+Examples per form (1,600 requests in all, see FUZZED_FORMS) are set so that the file runs in
+about a minute.
 """
 
 import html
