@@ -1,8 +1,8 @@
 """Import previews kept in the cache, and one large preview at a time per person.
 
 Reading 50,000 numbers takes seconds of a web worker. Every page of a preview posts the whole
-form again, so the preview is kept, by its person and input digest: its counts, and its rows
-page by page, so that showing a page loads that page alone. A person who sends many large
+form again, so each person's last preview is kept, with its input digest: its counts, and its
+rows page by page, so that showing a page loads that page alone. A person who sends many large
 previews at once (twenty tabs, a script) is answered at once from the second on, before the
 input is read, so the web workers stay free for everybody else.
 
@@ -47,38 +47,59 @@ class Counts:
         return cls(len(preview.rows), len(preview.importable), preview.rejected_count)
 
 
+@dataclass(frozen=True)
+class _Kept:
+    digest: str
+    counts: Counts
+
+
 def page_of(preview: Preview, number: str | None) -> Page:
     return Paginator(preview.rows, PAGE_SIZE).get_page(number)
 
 
 def keep(user: AbstractBaseUser, digest: str, preview: Preview) -> None:
-    """Keep the preview's counts and each of its pages."""
-    key = _key(user, digest)
+    """Keep the preview's counts and each of its pages, in place of the person's last one.
+
+    One preview a person, a few MB at most: the cache (Redis, the broker's too) stays small
+    however many previews someone makes.
+    """
+    if (earlier := cache.get(_key(user))) is not None:
+        cache.delete_many(_page_keys(user, earlier).values())
+    kept = _Kept(digest, Counts.of(preview))
     pages = Paginator(preview.rows, PAGE_SIZE)
-    kept = {f"{key}:{number}": pages.page(number).object_list for number in pages.page_range}
-    # The counts last: they say that the pages are there.
-    cache.set_many(kept | {key: Counts.of(preview)}, KEPT_SECONDS)
+    rows = {key: pages.page(number).object_list for number, key in _page_keys(user, kept).items()}
+    # The head last: it says that the pages are there.
+    cache.set_many(rows | {_key(user): kept}, KEPT_SECONDS)
 
 
 def kept_page(
     user: AbstractBaseUser, digest: str, number: str | None
 ) -> tuple[Counts, Page] | None:
-    """The counts and one page of the preview this person was shown, while it is kept."""
-    key = _key(user, digest)
-    counts = cache.get(key) if digest else None
-    if counts is None:
+    """The counts and one page of the person's last preview, if it is the one of `digest`."""
+    kept = cache.get(_key(user))
+    if kept is None or kept.digest != digest:
         return None
     # Numbers standing for the lines give the page its place (number, first and last line).
-    page = Paginator(range(counts.lines), PAGE_SIZE).get_page(number)
-    rows = cache.get(f"{key}:{page.number}")
+    page = Paginator(range(kept.counts.lines), PAGE_SIZE).get_page(number)
+    rows = cache.get(_page_key(user, digest, page.number))
     if rows is None:
         return None
     page.object_list = rows
-    return counts, page
+    return kept.counts, page
 
 
-def _key(user: AbstractBaseUser, digest: str) -> str:
-    return f"import-preview:{user.pk}:{digest}"
+def _key(user: AbstractBaseUser) -> str:
+    return f"import-preview:{user.pk}"
+
+
+def _page_key(user: AbstractBaseUser, digest: str, number: int) -> str:
+    # The digest in the key: a page of another preview is never taken for this one's.
+    return f"import-preview:{user.pk}:{digest}:{number}"
+
+
+def _page_keys(user: AbstractBaseUser, kept: _Kept) -> dict[int, str]:
+    numbers = Paginator(range(kept.counts.lines), PAGE_SIZE).page_range
+    return {number: _page_key(user, kept.digest, number) for number in numbers}
 
 
 @contextmanager

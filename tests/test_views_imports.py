@@ -3,6 +3,7 @@ import io
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -309,6 +310,23 @@ def test_paging_a_preview_cuts_pages_from_the_kept_preview_without_reading_the_f
     # Pressing Preview again reads the numbers again: some may have been imported since.
     preview(client, form_data(project, numbers="") | upload(), **HTMX)
     assert previews_read == [250, 250]
+
+
+def test_a_new_preview_takes_the_place_of_the_persons_last_one(
+    client, support_user, project, previews_read
+):
+    client.force_login(support_user)
+    first_data = form_data(project, numbers=numbered(250))
+    first = preview(client, first_data, **HTMX).context["digest"]
+    first_pages = [f"import-preview:{support_user.pk}:{first}:{number}" for number in (1, 2, 3)]
+    assert all(cache.get(key) for key in first_pages)
+
+    preview(client, form_data(project, numbers=numbered(150, area="212")), **HTMX)
+
+    assert not any(cache.get(key) for key in first_pages)
+    page = preview(client, first_data | {"page": "3", "preview_digest": first}, **HTMX)
+    assert previews_read == [250, 150, 250]
+    assertContains(page, "Lines 201–250 of 250")
 
 
 def test_a_page_without_htmx_is_cut_from_the_kept_preview_after_the_form_is_checked(
