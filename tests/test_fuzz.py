@@ -3,7 +3,7 @@ export reads: no 500, every rejection names its field, and nothing is stored fro
 form.
 
 Examples per form (1,600 requests in all, see FUZZED_FORMS) are set so that the file runs in
-about a minute.
+a minute or two on a quiet machine (each request is a few queries on near-empty tables).
 """
 
 import html
