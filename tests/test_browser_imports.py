@@ -303,3 +303,38 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
     # And SignalWire holds each number once: the retries created nothing twice.
     created = simulator.stats()["created"].get(sim_project.project_id, {})
     assert len(created) == IMPORTABLE and set(created.values()) == {1}
+
+
+def test_paging_a_csv_preview_shows_each_page_without_reading_the_file_again(
+    page, no_server_errors, live_server, log_in, support_user, make_project, tmp_path, monkeypatch
+):
+    from phone_numbers import forms
+
+    make_project(name="Acme Corp", default_country="US")
+    numbers_csv = tmp_path / "numbers.csv"
+    numbers_csv.write_text("number\n" + "\n".join(f"+1 415 555 {n:04d}" for n in range(250)))
+    read: list[int] = []
+    real_read_csv = forms.read_csv
+
+    def counted(data: bytes):
+        read.append(len(data))
+        return real_read_csv(data)
+
+    # The live server runs in this process: the files its form reads are counted here.
+    monkeypatch.setattr(forms, "read_csv", counted)
+    log_in(page, "sam", "support-pass-1")
+    page.goto(f"{live_server.url}/imports/new/")
+    page.locator("#id_project").select_option(label="Acme Corp (acme.signalwire.com)")
+    page.locator("#id_csv_file").set_input_files(str(numbers_csv))
+    page.locator("main").get_by_role("button", name="Preview").click()
+    preview = page.locator("#import-preview")
+    expect(preview).to_contain_text("Lines 1–100 of 250")
+
+    preview.get_by_role("button", name="Next").click()
+    expect(preview).to_contain_text("Lines 101–200 of 250")
+    preview.get_by_role("button", name="Next").click()
+    expect(preview).to_contain_text("Lines 201–250 of 250")
+
+    expect(preview.locator("tbody tr").first).to_contain_text("+14155550200")
+    assert read == [numbers_csv.stat().st_size]
+    expect(preview.locator("button[name=confirm]")).to_have_text("Import 250 numbers")
