@@ -114,9 +114,10 @@ def gunicorn_url(transactional_db, tmp_path):
         deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(url + "/healthz", timeout=2)
+                # The first request loads the portal: slow on a busy machine.
+                requests.get(url + "/healthz", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         "gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()
