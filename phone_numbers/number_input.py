@@ -5,6 +5,7 @@ already imported into the project).
 """
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -39,19 +40,36 @@ class InputLine:
 
 @dataclass(frozen=True)
 class ReadNumber:
-    """A number read from one line: its E.164 form and how it was read, or why it was not."""
+    """A number read from one line: its E.164 form and how it was read, or why it was not.
+
+    A line that reads as two different valid numbers has no E.164 form: its `alternatives`
+    are both readings, and the person chooses.
+    """
 
     e164: str | None
     how_read: str = ""
     problem: str = ""
+    alternatives: tuple["ReadNumber", ...] = ()
 
     @property
     def is_valid(self) -> bool:
         return self.e164 is not None
 
 
+_INTERNATIONAL_SOURCES = (
+    phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+    phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
+)
+
+
 def read_number(text: str, default_country: str) -> ReadNumber:
-    """Read one written phone number, assuming `default_country` when it has no country code."""
+    """Read one written phone number, assuming `default_country` when it has no country code.
+
+    Never a silent guess: `00` is the international prefix in most of the world, but some
+    countries dial out with 00 and a carrier code (e.g. 0016 from Australia), so a line
+    starting with 00 may be read both ways. When both readings are valid numbers, the line
+    offers both; when one is, it is taken and `how_read` says how.
+    """
     text = text.strip()
     if text.lower().startswith("tel:"):
         # RFC 3966 URIs may carry parameters (";ext=...") after the number.
@@ -60,6 +78,59 @@ def read_number(text: str, default_country: str) -> ReadNumber:
         return ReadNumber(None, problem="Not a phone number")
     if len(text) > MAX_INPUT_LINE_LENGTH:
         return ReadNumber(None, problem="Too long to be a phone number")
+    if text.startswith("+"):
+        return _read_international(text)
+    as_written = _read_in_country(text, default_country)
+    unprefixed = text.lstrip("( ")
+    if not unprefixed.startswith("00"):
+        return as_written
+    with_plus = _read_international("+" + unprefixed[2:])
+    if with_plus.is_valid:
+        with_plus = ReadNumber(
+            with_plus.e164, how_read=f"{with_plus.how_read}, 00 read as the international prefix"
+        )
+    if as_written.is_valid and with_plus.is_valid and as_written.e164 != with_plus.e164:
+        as_written = _with_own_prefix(as_written, unprefixed, default_country)
+        return ReadNumber(
+            None,
+            problem=f"Two readings: {_spoken(as_written.e164)} ({as_written.how_read}) or "
+            f"{_spoken(with_plus.e164)} ({with_plus.how_read}): choose one",
+            alternatives=(as_written, with_plus),
+        )
+    if as_written.is_valid:
+        return as_written
+    # Neither valid: the problem of 00 as the international prefix, the usual reading; the
+    # other may name a country nobody meant (0065… from Singapore read as +56, Chile).
+    return with_plus
+
+
+def _with_own_prefix(read: ReadNumber, written: str, default_country: str) -> ReadNumber:
+    """`read` saying which of the written digits were the default country's own prefix
+    (e.g. 0016: Australia's international prefix with a carrier code)."""
+    digits = re.sub(r"\D", "", written)
+    prefix = digits[: len(digits) - len(read.e164) + 1]
+    if not prefix or read.how_read.startswith("Assumed"):
+        return read
+    country = country_names().get(default_country, default_country)
+    return ReadNumber(
+        read.e164, how_read=f"{read.how_read}, {prefix} read as {country}'s international prefix"
+    )
+
+
+def _spoken(e164: str) -> str:
+    return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)
+
+
+@functools.lru_cache(maxsize=8192)
+def _read_international(text: str) -> ReadNumber:
+    """A number written with +: the default country plays no part, so the reading is kept
+    (a paste of thousands of lines, or the sweep test, reads the same few texts often)."""
+    return _read_in_country(text, None)
+
+
+def _read_in_country(text: str, default_country: str | None) -> ReadNumber:
+    """phonenumbers' one reading of `text`, with `default_country` for numbers without a
+    country code."""
     country = country_names().get(default_country, default_country)
     try:
         number = phonenumbers.parse(text, default_country, keep_raw_input=True)
@@ -73,17 +144,7 @@ def read_number(text: str, default_country: str) -> ReadNumber:
             return ReadNumber(None, problem="Too short to be a phone number")
         return ReadNumber(None, problem="Not a phone number")
 
-    international = number.country_code_source in (
-        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
-        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
-    )
-    if not international and text.lstrip("( ").startswith("00"):
-        # 00 is the international prefix in most of the world, though not in the default
-        # country (e.g. 011 in the US): read it as such, and say so.
-        with_plus = read_number("+" + text.lstrip("( ")[2:], default_country)
-        if with_plus.is_valid:
-            how_read = f"{with_plus.how_read}, 00 read as the international prefix"
-            return ReadNumber(with_plus.e164, how_read=how_read)
+    international = number.country_code_source in _INTERNATIONAL_SOURCES
     if not phonenumbers.is_valid_number(number):
         return ReadNumber(None, problem=_why_invalid(number, country, international))
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
