@@ -71,20 +71,86 @@ def read_number(text: str, default_country: str) -> ReadNumber:
     offers both; when one is, it is taken and `how_read` says how.
     """
     text = text.strip()
-    if text.lower().startswith("tel:"):
-        # RFC 3966 URIs may carry parameters (";ext=...") after the number.
-        text = text[4:].split(";", 1)[0]
     if not any(char.isdigit() for char in text):
         return ReadNumber(None, problem="Not a phone number")
     if len(text) > MAX_INPUT_LINE_LENGTH:
         return ReadNumber(None, problem="Too long to be a phone number")
+    text, extension = _without_extension(text)
+    if text.lower().startswith("tel:"):
+        # RFC 3966 URIs may carry other parameters (";phone-context=...") after the number.
+        text = text[4:].split(";", 1)[0]
+    notes = [f"extension x{extension} left out"] if extension else []
+    letters = _LETTERS_AFTER_FIRST_DIGIT.search(text)
+    if letters and not _is_vanity(text):
+        return ReadNumber(None, problem=_lone_letter_problem(letters.group(1)))
+    if letters:
+        text = phonenumbers.convert_alpha_characters_in_number(text)
+        notes.insert(0, "letters read as keypad digits")
+    read = _read_digits(text, default_country)
+    if letters and read.problem and not read.alternatives:
+        return ReadNumber(None, problem=f"{read.problem} (letters read as keypad digits)")
+    return _noted(read, notes, keypad=bool(letters)) if notes else read
+
+
+# An extension at the end: "x5", "ext. 5", "extension 5", "#5", or a tel: URI's ";ext=5". The
+# import is of the number: SignalWire has no extensions, so it is left out and the preview
+# says so.
+_EXTENSION = re.compile(
+    r"\s*(?:[,;]?\s*(?:ext(?:ension)?\.?|x|#)|;ext=)\s*(\d{1,8})$", re.IGNORECASE
+)
+_LETTERS_AFTER_FIRST_DIGIT = re.compile(r"(?<=\d)\D*?([A-Za-z])")
+# A vanity number: its letters in one block at the end (1-800-FLOWERS), not only letters that
+# look like digits (415-555-01OO is a typo, not a word).
+_VANITY_WORDS = re.compile(r"\d[\s.-]*([A-Za-z]+(?:-[A-Za-z]+)*)$")
+_DIGIT_LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1"}
+
+
+def _is_vanity(text: str) -> bool:
+    words = _VANITY_WORDS.search(text)
+    return bool(words) and any(
+        letter.isalpha() and letter not in _DIGIT_LOOKALIKES for letter in words.group(1)
+    )
+
+
+def _without_extension(text: str) -> tuple[str, str]:
+    match = _EXTENSION.search(text)
+    if not match or not any(char.isdigit() for char in text[: match.start()]):
+        return text, ""
+    return text[: match.start()], match.group(1)
+
+
+def _lone_letter_problem(letter: str) -> str:
+    if digit := _DIGIT_LOOKALIKES.get(letter):
+        return f"letter {letter} where a digit was expected: did you mean {digit}?"
+    return f"letter {letter} where a digit was expected: write the number in digits"
+
+
+def _noted(read: ReadNumber, notes: list[str], *, keypad: bool) -> ReadNumber:
+    """`read`, and each of its readings, with what the line held besides digits."""
+
+    def noted(reading: ReadNumber) -> ReadNumber:
+        said = [
+            f"{note}: {_spoken(reading.e164)}" if keypad and index == 0 else note
+            for index, note in enumerate(notes)
+        ]
+        return ReadNumber(reading.e164, how_read="; ".join([reading.how_read, *said]))
+
+    if read.is_valid:
+        return noted(read)
+    return ReadNumber(
+        None, problem=read.problem, alternatives=tuple(noted(each) for each in read.alternatives)
+    )
+
+
+def _read_digits(text: str, default_country: str) -> ReadNumber:
+    """Read a number written in digits (with separators and maybe + or 00)."""
     if text.startswith("+"):
         return _read_international(text)
-    as_written = _read_in_country(text, default_country)
     unprefixed = text.lstrip("( ")
     if not unprefixed.startswith("00"):
-        return as_written
+        return _read_in_country(text, default_country)
     with_plus = _read_international("+" + unprefixed[2:])
+    as_written = _read_in_country(text, default_country, known=with_plus)
     if with_plus.is_valid:
         with_plus = ReadNumber(
             with_plus.e164, how_read=f"{with_plus.how_read}, 00 read as the international prefix"
@@ -128,9 +194,12 @@ def _read_international(text: str) -> ReadNumber:
     return _read_in_country(text, None)
 
 
-def _read_in_country(text: str, default_country: str | None) -> ReadNumber:
+def _read_in_country(
+    text: str, default_country: str | None, known: ReadNumber | None = None
+) -> ReadNumber:
     """phonenumbers' one reading of `text`, with `default_country` for numbers without a
-    country code."""
+    country code. `known`: a valid reading already made, taken as is if this is the same
+    number (checking validity is half the time of a reading)."""
     country = country_names().get(default_country, default_country)
     try:
         number = phonenumbers.parse(text, default_country, keep_raw_input=True)
@@ -145,9 +214,11 @@ def _read_in_country(text: str, default_country: str | None) -> ReadNumber:
         return ReadNumber(None, problem="Not a phone number")
 
     international = number.country_code_source in _INTERNATIONAL_SOURCES
+    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"
+    if known is not None and international and known.e164 == e164:
+        return known
     if not phonenumbers.is_valid_number(number):
         return ReadNumber(None, problem=_why_invalid(number, country, international))
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if international:
         region = phonenumbers.region_code_for_number(number)
         how_read = f"International number ({country_names().get(region, region)})"

@@ -275,3 +275,52 @@ def test_a_rejected_00_line_names_the_country_after_00_not_one_its_digits_happen
 
     assert read.e164 is None
     assert read.problem == "Too short for a number in Singapore: include the area code"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("415-555-O1OO", "letter O where a digit was expected: did you mean 0?"),
+        ("+1 415 555 01O1", "letter O where a digit was expected: did you mean 0?"),
+        ("+1 415 555 01o1", "letter o where a digit was expected: did you mean 0?"),
+        ("4l5 555 0100", "letter l where a digit was expected: did you mean 1?"),
+        ("+1 4I5 555 0100", "letter I where a digit was expected: did you mean 1?"),
+        ("415-555-ABC1", "letter A where a digit was expected: write the number in digits"),
+    ],
+)
+def test_a_lone_letter_among_digits_is_refused_saying_which_digit_it_looks_like(text, problem):
+    read = read_number(text, "US")
+
+    assert (read.e164, read.problem) == (None, problem)
+
+
+def test_a_vanity_number_is_read_with_its_letters_as_keypad_digits_and_says_so():
+    read = read_number("1-800-FLOWERS", "US")
+
+    assert read.e164 == "+18003569377"
+    assert read.how_read.endswith("; letters read as keypad digits: +1 800-356-9377")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+1 (415) 555-0199 x5",
+        "+1 (415) 555-0199 ext. 5",
+        "+1 (415) 555-0199 extension 5",
+        "+1 (415) 555-0199 #5",
+        "tel:+1-415-555-0199;ext=5",
+        "(415) 555-0199, x5",
+    ],
+)
+def test_an_extension_is_left_out_of_the_number_and_the_reading_says_so(text):
+    read = read_number(text, "US")
+
+    assert read.e164 == "+14155550199"
+    assert read.how_read.endswith("; extension x5 left out")
+
+
+def test_each_of_two_readings_says_the_extension_was_left_out():
+    read = read_number("0016497121234 x5", "AU")
+
+    assert len(read.alternatives) == 2
+    assert all(each.how_read.endswith("extension x5 left out") for each in read.alternatives)
