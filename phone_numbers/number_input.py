@@ -11,7 +11,12 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    ValidationResult,
+)
 
 from phone_numbers.countries import country_names
 
@@ -36,6 +41,10 @@ class InputLine:
     text: str
     number_type: str | None = None
     capabilities: tuple[str, ...] | None = None
+    # Choices the person made in the preview: of a line's two readings, the one meant (an
+    # E.164 number); the type to import the row as, over the number's own and the CSV's.
+    reading: str | None = None
+    type_choice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,15 +79,17 @@ def read_number(text: str, default_country: str) -> ReadNumber:
     starting with 00 may be read both ways. When both readings are valid numbers, the line
     offers both; when one is, it is taken and `how_read` says how.
     """
-    text = text.strip()
+    text, extension = text.strip(), ""
+    if text.lower().startswith("tel:"):
+        # RFC 3966 URIs may carry parameters (";ext=...", ";phone-context=...") after the number.
+        text, *parameters = text[4:].split(";")
+        extension = next((value[4:] for value in parameters if value.startswith("ext=")), "")
     if not any(char.isdigit() for char in text):
         return ReadNumber(None, problem="Not a phone number")
     if len(text) > MAX_INPUT_LINE_LENGTH:
         return ReadNumber(None, problem="Too long to be a phone number")
-    text, extension = _without_extension(text)
-    if text.lower().startswith("tel:"):
-        # RFC 3966 URIs may carry other parameters (";phone-context=...") after the number.
-        text = text[4:].split(";", 1)[0]
+    if not extension:
+        text, extension = _without_extension(text)
     notes = [f"extension x{extension} left out"] if extension else []
     letters = _LETTERS_AFTER_FIRST_DIGIT.search(text)
     if letters and not _is_vanity(text):
@@ -225,6 +236,22 @@ def _read_in_country(
     else:
         how_read = f"Assumed {country}, the project's default country"
     return ReadNumber(e164, how_read=how_read)
+
+
+_LONG_CODE_TYPES = (
+    PhoneNumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+
+def number_type_of(e164: str) -> str | None:
+    """ "tollfree" or "longcode" when the number's own range says which, else None (premium
+    rate, shared cost, personal numbers… are neither for sure)."""
+    kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    if kind == PhoneNumberType.TOLL_FREE:
+        return "tollfree"
+    return "longcode" if kind in _LONG_CODE_TYPES else None
 
 
 def _why_invalid(number: phonenumbers.PhoneNumber, country: str, international: bool) -> str:

@@ -83,9 +83,9 @@ def test_start_creates_the_rows_and_queues_the_first_window_after_commit(start, 
 def test_a_started_job_keeps_its_choices_and_each_row_keeps_its_line_as_read(start, sent):
     # A tel: URI's parameters are dropped when read, so its line may be longer than the
     # 100 characters kept of it.
-    uri = "tel:+12125550100;phone-context=" + "x" * 90
+    uri = "tel:+18885550100;phone-context=" + "x" * 90
     job = start(
-        ["not a number", "(415) 555-0100", uri], number_type="tollfree", capabilities=["sms"]
+        ["not a number", "(800) 555-0100", uri], number_type="tollfree", capabilities=["sms"]
     )
 
     assert (job.number_type, job.capabilities, job.ticket) == ("tollfree", ["sms"], "HD-1")
@@ -94,13 +94,13 @@ def test_a_started_job_keeps_its_choices_and_each_row_keeps_its_line_as_read(sta
         (row.number, row.input_text, row.input_line, row.how_read, row.number_type) for row in rows
     ] == [
         (
-            "+14155550100",
-            "(415) 555-0100",
+            "+18005550100",
+            "(800) 555-0100",
             2,
             "Assumed United States, the project's default country",
             "tollfree",
         ),
-        ("+12125550100", uri[:100], 3, "International number (United States)", "tollfree"),
+        ("+18885550100", uri[:100], 3, "International number (United States)", "tollfree"),
     ]
     assert [row.capabilities for row in rows] == [["sms"], ["sms"]]
 
