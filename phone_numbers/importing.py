@@ -269,8 +269,10 @@ def read_in_every_default_country(text: str) -> dict[str, str]:
     readings: dict[str, str] = {}
     for country in sorted(set(countries)) or ["US"]:
         read = read_number(text, country)
-        if read.e164:
-            readings.setdefault(read.e164, read.how_read)
+        # A line with two readings may mean either: both are looked for.
+        for reading in (read, *read.alternatives):
+            if reading.e164:
+                readings.setdefault(reading.e164, reading.how_read)
     return readings
 
 

@@ -222,6 +222,26 @@ def test_a_searched_number_is_read_in_every_default_country_in_use(make_project)
     }
 
 
+def test_a_searched_number_with_two_readings_in_a_default_country_is_looked_for_as_both(
+    make_project,
+):
+    make_project(default_country="AU")
+
+    readings = importing.read_in_every_default_country("0016497121234")
+
+    assert set(readings) == {"+497121234", "+16497121234"}
+
+
+def test_preview_lists_lines_to_choose_first_then_rejected_then_retyped_then_the_rest(
+    make_project,
+):
+    lines = read_pasted("+14155550100\n+18005550100\nhello\n+14155550101\n0016497121234")
+
+    rows = importing.preview(make_project(default_country="AU"), lines, "longcode", ALL).rows
+
+    assert [row.line_number for row in rows] == [5, 3, 2, 1, 4]
+
+
 def test_with_no_project_yet_a_searched_number_is_read_as_in_the_us():
     assert importing.read_in_every_default_country("415 555 0100") == {
         "+14155550100": "Assumed United States, the project's default country"
