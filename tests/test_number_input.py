@@ -324,3 +324,16 @@ def test_each_of_two_readings_says_the_extension_was_left_out():
 
     assert len(read.alternatives) == 2
     assert all(each.how_read.endswith("extension x5 left out") for each in read.alternatives)
+
+
+def test_the_forms_00_example_reads_as_the_uk_number_whatever_the_default_country():
+    help_text = ImportForm.base_fields["numbers"].help_text
+    assert "0044 20 7946 0958" in help_text
+
+    misread = {
+        country: read
+        for country in phonenumbers.SUPPORTED_REGIONS
+        if (read := read_number("0044 20 7946 0958", country)).e164 != "+442079460958"
+    }
+
+    assert misread == {}
