@@ -112,7 +112,7 @@ _EXTENSION = re.compile(
 _LETTERS_AFTER_FIRST_DIGIT = re.compile(r"(?<=\d)\D*?([A-Za-z])")
 # A vanity number: its letters in one block at the end (1-800-FLOWERS), not only letters that
 # look like digits (415-555-01OO is a typo, not a word).
-_VANITY_WORDS = re.compile(r"\d[\s.-]*([A-Za-z]+(?:-[A-Za-z]+)*)$")
+_VANITY_WORDS = re.compile(r"\d[\s.-]*([A-Za-z]+(?:-[A-Za-z]+)*)[\s.-]*$")
 _DIGIT_LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1"}
 
 

@@ -294,8 +294,9 @@ def test_a_lone_letter_among_digits_is_refused_saying_which_digit_it_looks_like(
     assert (read.e164, read.problem) == (None, problem)
 
 
-def test_a_vanity_number_is_read_with_its_letters_as_keypad_digits_and_says_so():
-    read = read_number("1-800-FLOWERS", "US")
+@pytest.mark.parametrize("text", ["1-800-FLOWERS", "1 800 FLOWERS", "1-800-FLOWERS."])
+def test_a_vanity_number_is_read_with_its_letters_as_keypad_digits_and_says_so(text):
+    read = read_number(text, "US")
 
     assert read.e164 == "+18003569377"
     assert read.how_read.endswith("; letters read as keypad digits: +1 800-356-9377")
