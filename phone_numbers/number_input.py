@@ -77,7 +77,9 @@ def read_number(text: str, default_country: str) -> ReadNumber:
     Never a silent guess: `00` is the international prefix in most of the world, but some
     countries dial out with 00 and a carrier code (e.g. 0016 from Australia), so a line
     starting with 00 may be read both ways. When both readings are valid numbers, the line
-    offers both; when one is, it is taken and `how_read` says how.
+    offers both; when one is, it is taken and `how_read` says how. A lone letter among the
+    digits is refused naming the digit it looks like; letters in one block at the end are
+    read as keypad digits, and an extension is left out, each said in `how_read`.
     """
     text, extension = text.strip(), ""
     if text.lower().startswith("tel:"):
