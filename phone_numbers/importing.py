@@ -6,12 +6,14 @@ worker may die mid-request, and an earlier request may have reached SignalWire b
 timed out.
 """
 
+import dataclasses
 import functools
 import hashlib
 import logging
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -33,7 +35,13 @@ from phone_numbers.models import (
     Project,
     is_space_host,
 )
-from phone_numbers.number_input import InputLine, read_number
+from phone_numbers.number_input import (
+    NUMBER_TYPES,
+    InputLine,
+    ReadNumber,
+    number_type_of,
+    read_number,
+)
 from phone_numbers.rate_limit import LATEST_DEPARTURE, book_send_slot, hold_back_space
 from phone_numbers.signalwire import (
     CredentialsRejected,
@@ -67,6 +75,9 @@ class ImportRefused(Exception):
 # --------------------------------------------------------------------------------------------
 
 
+TYPE_NAMES = {"longcode": "long code", "tollfree": "toll-free"}
+
+
 @dataclass(frozen=True)
 class PreviewRow:
     line_number: int
@@ -76,10 +87,29 @@ class PreviewRow:
     problem: str
     number_type: str
     capabilities: tuple[str, ...]
+    # A line that reads as two numbers: both, as (E.164, how it was read), for the person to
+    # choose from; e164 is the one chosen, if any.
+    readings: tuple[tuple[str, str], ...] = ()
+    # The number's own type when it differs from the import's (a toll-free number in a long
+    # code import) or the row's: what the row will be imported as, and why; and the choice
+    # of type offered ("" for the row's own, or the other type), with the one made.
+    type_note: str = ""
+    type_options: tuple[tuple[str, str], ...] = ()
+    type_choice: str = ""
 
     @property
     def is_importable(self) -> bool:
         return self.e164 is not None and not self.problem
+
+    @property
+    def sort_key(self) -> int:
+        """Lines to choose for first, then rejected lines, then those whose type was
+        changed, then the rest: with thousands of lines, none may hide on page 40."""
+        if self.readings:
+            return 0
+        if not self.is_importable:
+            return 1
+        return 2 if self.type_note else 3
 
 
 @dataclass(frozen=True)
@@ -94,6 +124,10 @@ class Preview:
     def rejected_count(self) -> int:
         return len(self.rows) - len(self.importable)
 
+    @property
+    def to_choose_count(self) -> int:
+        return sum(1 for row in self.rows if row.readings and not row.is_importable)
+
 
 def input_digest(
     project: Project, lines: list[InputLine], number_type: str, capabilities: list[str]
@@ -101,15 +135,35 @@ def input_digest(
     """Fingerprint of what is about to be imported, to recognise the same confirm twice."""
     digest = hashlib.sha256(f"{project.pk}|{number_type}|{sorted(capabilities)}".encode())
     for line in lines:
-        digest.update(f"\n{line.text}|{line.number_type}|{line.capabilities}".encode())
+        digest.update(
+            f"\n{line.text}|{line.number_type}|{line.capabilities}|{line.reading}|"
+            f"{line.type_choice}".encode()
+        )
     return digest.hexdigest()
+
+
+def with_choices(lines: list[InputLine], choices: Mapping[str, str]) -> list[InputLine]:
+    """The lines with the choices the person made in the preview: `reading-<line>` (one of the
+    line's two readings, "" to leave it out) and `type-<line>` (longcode or tollfree, over
+    the number's own type and a CSV's number_type column; "" for the row's own)."""
+    chosen = []
+    for line in lines:
+        reading = choices.get(f"reading-{line.line_number}") or None
+        type_choice = choices.get(f"type-{line.line_number}") or None
+        if type_choice not in NUMBER_TYPES:
+            # Only the preview's own options are taken; anything else is no choice.
+            type_choice = None
+        if reading or type_choice:
+            line = dataclasses.replace(line, reading=reading, type_choice=type_choice)
+        chosen.append(line)
+    return chosen
 
 
 def preview(
     project: Project, lines: list[InputLine], number_type: str, capabilities: list[str]
 ) -> Preview:
     """Read every line and say what would be imported, and why anything would not."""
-    read = [read_number(line.text, project.default_country) for line in lines]
+    read = [_chosen_reading(line, project.default_country) for line in lines]
     live = _live_imports(project, {number.e164 for number in read if number.e164})
     first_line: dict[str, int] = {}
     rows = []
@@ -121,6 +175,7 @@ def preview(
             elif number.e164 in live:
                 problem = live[number.e164]
             first_line.setdefault(number.e164, line.line_number)
+        row_type, type_note, type_options = _row_type(line, number.e164, number_type)
         rows.append(
             PreviewRow(
                 line_number=line.line_number,
@@ -128,13 +183,61 @@ def preview(
                 e164=number.e164,
                 how_read=number.how_read,
                 problem=problem,
-                number_type=line.number_type or number_type,
+                number_type=row_type,
                 capabilities=line.capabilities or tuple(capabilities),
+                readings=tuple((each.e164, each.how_read) for each in number.alternatives),
+                type_note=type_note,
+                type_options=type_options,
+                type_choice=line.type_choice or "",
             )
         )
-    # Rejected lines first: with thousands of lines, the problems must not hide on page 40.
-    rows.sort(key=lambda row: row.is_importable)
+    rows.sort(key=lambda row: row.sort_key)
     return Preview(rows)
+
+
+def _chosen_reading(line: InputLine, default_country: str) -> ReadNumber:
+    """The line's reading; of a line with two, the one the person chose (or none yet)."""
+    read = read_number(line.text, default_country)
+    if not read.alternatives:
+        return read
+    if line.reading is None:
+        return read
+    for reading in read.alternatives:
+        if reading.e164 == line.reading:
+            how_read = f"{reading.how_read}; chosen of two readings"
+            return ReadNumber(reading.e164, how_read=how_read, alternatives=read.alternatives)
+    problem = f"{line.reading} is not one of this line's readings: choose one of them"
+    return ReadNumber(None, problem=problem, alternatives=read.alternatives)
+
+
+def _row_type(
+    line: InputLine, e164: str | None, import_type: str
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """The type a row is imported as, a note when that or the number's own type is not the
+    import's type, and then the choice offered.
+
+    By default the number's own type, when its range says (a toll-free number is imported as
+    toll-free, even in a long code import), unless a CSV's number_type column says otherwise;
+    the person may choose the other type in the preview.
+    """
+    own_type = number_type_of(e164) if e164 else None
+    default_type = line.number_type or own_type or import_type
+    row_type = line.type_choice or default_type
+    if own_type is None or own_type == row_type == import_type:
+        return row_type, "", ()
+    other_type = next(name for name in NUMBER_TYPES if name != default_type)
+    options = (("", TYPE_NAMES[default_type]), (other_type, TYPE_NAMES[other_type]))
+    if own_type == row_type:
+        return (
+            row_type,
+            f"{TYPE_NAMES[own_type]}: will be imported as {TYPE_NAMES[own_type]}",
+            options,
+        )
+    note = (
+        f"{TYPE_NAMES[own_type]} number: will be imported as {TYPE_NAMES[row_type]}, "
+        "as set for this row"
+    )
+    return row_type, note, options
 
 
 def _live_imports(project: Project, numbers: set[str]) -> dict[str, str]:
@@ -166,8 +269,10 @@ def read_in_every_default_country(text: str) -> dict[str, str]:
     readings: dict[str, str] = {}
     for country in sorted(set(countries)) or ["US"]:
         read = read_number(text, country)
-        if read.e164:
-            readings.setdefault(read.e164, read.how_read)
+        # A line with two readings may mean either: both are looked for.
+        for reading in (read, *read.alternatives):
+            if reading.e164:
+                readings.setdefault(reading.e164, reading.how_read)
     return readings
 
 
@@ -235,7 +340,7 @@ def start_job(
                     number=row.e164,
                     input_text=row.text[:100],
                     input_line=row.line_number,
-                    how_read=row.how_read,
+                    how_read=row.how_read[:200],
                     number_type=row.number_type,
                     capabilities=list(row.capabilities),
                 )

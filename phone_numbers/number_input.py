@@ -5,12 +5,18 @@ already imported into the project).
 """
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    ValidationResult,
+)
 
 from phone_numbers.countries import country_names
 
@@ -35,31 +41,178 @@ class InputLine:
     text: str
     number_type: str | None = None
     capabilities: tuple[str, ...] | None = None
+    # Choices the person made in the preview: of a line's two readings, the one meant (an
+    # E.164 number); the type to import the row as, over the number's own and the CSV's.
+    reading: str | None = None
+    type_choice: str | None = None
 
 
 @dataclass(frozen=True)
 class ReadNumber:
-    """A number read from one line: its E.164 form and how it was read, or why it was not."""
+    """A number read from one line: its E.164 form and how it was read, or why it was not.
+
+    A line that reads as two different valid numbers has no E.164 form: its `alternatives`
+    are both readings, and the person chooses.
+    """
 
     e164: str | None
     how_read: str = ""
     problem: str = ""
+    alternatives: tuple["ReadNumber", ...] = ()
 
     @property
     def is_valid(self) -> bool:
         return self.e164 is not None
 
 
+_INTERNATIONAL_SOURCES = (
+    phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
+    phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
+)
+
+
 def read_number(text: str, default_country: str) -> ReadNumber:
-    """Read one written phone number, assuming `default_country` when it has no country code."""
-    text = text.strip()
+    """Read one written phone number, assuming `default_country` when it has no country code.
+
+    Never a silent guess: `00` is the international prefix in most of the world, but some
+    countries dial out with 00 and a carrier code (e.g. 0016 from Australia), so a line
+    starting with 00 may be read both ways. When both readings are valid numbers, the line
+    offers both; when one is, it is taken and `how_read` says how. A lone letter among the
+    digits is refused naming the digit it looks like; letters in one block at the end are
+    read as keypad digits, and an extension is left out, each said in `how_read`.
+    """
+    text, extension = text.strip(), ""
     if text.lower().startswith("tel:"):
-        # RFC 3966 URIs may carry parameters (";ext=...") after the number.
-        text = text[4:].split(";", 1)[0]
+        # RFC 3966 URIs may carry parameters (";ext=...", ";phone-context=...") after the number.
+        text, *parameters = text[4:].split(";")
+        extension = next((value[4:] for value in parameters if value.startswith("ext=")), "")
     if not any(char.isdigit() for char in text):
         return ReadNumber(None, problem="Not a phone number")
     if len(text) > MAX_INPUT_LINE_LENGTH:
         return ReadNumber(None, problem="Too long to be a phone number")
+    if not extension:
+        text, extension = _without_extension(text)
+    notes = [f"extension x{extension} left out"] if extension else []
+    letters = _LETTERS_AFTER_FIRST_DIGIT.search(text)
+    if letters and not _is_vanity(text):
+        return ReadNumber(None, problem=_lone_letter_problem(letters.group(1)))
+    if letters:
+        text = phonenumbers.convert_alpha_characters_in_number(text)
+        notes.insert(0, "letters read as keypad digits")
+    read = _read_digits(text, default_country)
+    if letters and read.problem and not read.alternatives:
+        return ReadNumber(None, problem=f"{read.problem} (letters read as keypad digits)")
+    return _noted(read, notes, keypad=bool(letters)) if notes else read
+
+
+# An extension at the end: "x5", "ext. 5", "extension 5", "#5", or a tel: URI's ";ext=5". The
+# import is of the number: SignalWire has no extensions, so it is left out and the preview
+# says so.
+_EXTENSION = re.compile(
+    r"\s*(?:[,;]?\s*(?:ext(?:ension)?\.?|x|#)|;ext=)\s*(\d{1,8})$", re.IGNORECASE
+)
+_LETTERS_AFTER_FIRST_DIGIT = re.compile(r"(?<=\d)\D*?([A-Za-z])")
+# A vanity number: its letters in one block at the end (1-800-FLOWERS), not only letters that
+# look like digits (415-555-01OO is a typo, not a word).
+_VANITY_WORDS = re.compile(r"\d[\s.-]*([A-Za-z]+(?:-[A-Za-z]+)*)[\s.-]*$")
+_DIGIT_LOOKALIKES = {"O": "0", "o": "0", "I": "1", "i": "1", "l": "1"}
+
+
+def _is_vanity(text: str) -> bool:
+    words = _VANITY_WORDS.search(text)
+    return bool(words) and any(
+        letter.isalpha() and letter not in _DIGIT_LOOKALIKES for letter in words.group(1)
+    )
+
+
+def _without_extension(text: str) -> tuple[str, str]:
+    match = _EXTENSION.search(text)
+    if not match or not any(char.isdigit() for char in text[: match.start()]):
+        return text, ""
+    return text[: match.start()], match.group(1)
+
+
+def _lone_letter_problem(letter: str) -> str:
+    if digit := _DIGIT_LOOKALIKES.get(letter):
+        return f"letter {letter} where a digit was expected: did you mean {digit}?"
+    return f"letter {letter} where a digit was expected: write the number in digits"
+
+
+def _noted(read: ReadNumber, notes: list[str], *, keypad: bool) -> ReadNumber:
+    """`read`, and each of its readings, with what the line held besides digits."""
+
+    def noted(reading: ReadNumber) -> ReadNumber:
+        said = [
+            f"{note}: {_spoken(reading.e164)}" if keypad and index == 0 else note
+            for index, note in enumerate(notes)
+        ]
+        return ReadNumber(reading.e164, how_read="; ".join([reading.how_read, *said]))
+
+    if read.is_valid:
+        return noted(read)
+    return ReadNumber(
+        None, problem=read.problem, alternatives=tuple(noted(each) for each in read.alternatives)
+    )
+
+
+def _read_digits(text: str, default_country: str) -> ReadNumber:
+    """Read a number written in digits (with separators and maybe + or 00)."""
+    if text.startswith("+"):
+        return _read_international(text)
+    unprefixed = text.lstrip("( ")
+    if not unprefixed.startswith("00"):
+        return _read_in_country(text, default_country)
+    with_plus = _read_international("+" + unprefixed[2:])
+    as_written = _read_in_country(text, default_country, known=with_plus)
+    if with_plus.is_valid:
+        with_plus = ReadNumber(
+            with_plus.e164, how_read=f"{with_plus.how_read}, 00 read as the international prefix"
+        )
+    if as_written.is_valid and with_plus.is_valid and as_written.e164 != with_plus.e164:
+        as_written = _with_own_prefix(as_written, unprefixed, default_country)
+        return ReadNumber(
+            None,
+            problem=f"Two readings: {_spoken(as_written.e164)} ({as_written.how_read}) or "
+            f"{_spoken(with_plus.e164)} ({with_plus.how_read}): choose one",
+            alternatives=(as_written, with_plus),
+        )
+    if as_written.is_valid:
+        return as_written
+    # Neither valid: the problem of 00 as the international prefix, the usual reading; the
+    # other may name a country nobody meant (0065… from Singapore read as +56, Chile).
+    return with_plus
+
+
+def _with_own_prefix(read: ReadNumber, written: str, default_country: str) -> ReadNumber:
+    """`read` saying which of the written digits were the default country's own prefix
+    (e.g. 0016: Australia's international prefix with a carrier code)."""
+    digits = re.sub(r"\D", "", written)
+    prefix = digits[: len(digits) - len(read.e164) + 1]
+    if not prefix or read.how_read.startswith("Assumed"):
+        return read
+    country = country_names().get(default_country, default_country)
+    return ReadNumber(
+        read.e164, how_read=f"{read.how_read}, {prefix} read as {country}'s international prefix"
+    )
+
+
+def _spoken(e164: str) -> str:
+    return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)
+
+
+@functools.lru_cache(maxsize=8192)
+def _read_international(text: str) -> ReadNumber:
+    """A number written with +: the default country plays no part, so the reading is kept
+    (a paste of thousands of lines, or the sweep test, reads the same few texts often)."""
+    return _read_in_country(text, None)
+
+
+def _read_in_country(
+    text: str, default_country: str | None, known: ReadNumber | None = None
+) -> ReadNumber:
+    """phonenumbers' one reading of `text`, with `default_country` for numbers without a
+    country code. `known`: a valid reading already made, taken as is if this is the same
+    number (checking validity is half the time of a reading)."""
     country = country_names().get(default_country, default_country)
     try:
         number = phonenumbers.parse(text, default_country, keep_raw_input=True)
@@ -73,26 +226,34 @@ def read_number(text: str, default_country: str) -> ReadNumber:
             return ReadNumber(None, problem="Too short to be a phone number")
         return ReadNumber(None, problem="Not a phone number")
 
-    international = number.country_code_source in (
-        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN,
-        phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD,
-    )
-    if not international and text.lstrip("( ").startswith("00"):
-        # 00 is the international prefix in most of the world, though not in the default
-        # country (e.g. 011 in the US): read it as such, and say so.
-        with_plus = read_number("+" + text.lstrip("( ")[2:], default_country)
-        if with_plus.is_valid:
-            how_read = f"{with_plus.how_read}, 00 read as the international prefix"
-            return ReadNumber(with_plus.e164, how_read=how_read)
+    international = number.country_code_source in _INTERNATIONAL_SOURCES
+    e164 = f"+{number.country_code}{phonenumbers.national_significant_number(number)}"
+    if known is not None and international and known.e164 == e164:
+        return known
     if not phonenumbers.is_valid_number(number):
         return ReadNumber(None, problem=_why_invalid(number, country, international))
-    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if international:
         region = phonenumbers.region_code_for_number(number)
         how_read = f"International number ({country_names().get(region, region)})"
     else:
         how_read = f"Assumed {country}, the project's default country"
     return ReadNumber(e164, how_read=how_read)
+
+
+_LONG_CODE_TYPES = (
+    PhoneNumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE,
+)
+
+
+def number_type_of(e164: str) -> str | None:
+    """ "tollfree" or "longcode" when the number's own range says which, else None (premium
+    rate, shared cost, personal numbers… are neither for sure)."""
+    kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    if kind == PhoneNumberType.TOLL_FREE:
+        return "tollfree"
+    return "longcode" if kind in _LONG_CODE_TYPES else None
 
 
 def _why_invalid(number: phonenumbers.PhoneNumber, country: str, international: bool) -> str:

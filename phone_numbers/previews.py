@@ -41,10 +41,20 @@ class Counts:
     lines: int
     importable: int
     rejected: int
+    # Lines that read as two numbers, none chosen yet (not counted as rejected).
+    to_choose: int = 0
+    # Rows whose number's own type is not the import's (or not the row's).
+    retyped: int = 0
 
     @classmethod
     def of(cls, preview: Preview) -> "Counts":
-        return cls(len(preview.rows), len(preview.importable), preview.rejected_count)
+        return cls(
+            len(preview.rows),
+            len(preview.importable),
+            preview.rejected_count - preview.to_choose_count,
+            preview.to_choose_count,
+            sum(1 for row in preview.rows if row.type_note),
+        )
 
 
 @dataclass(frozen=True)

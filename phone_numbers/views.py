@@ -41,6 +41,8 @@ from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
 PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
+# The preview's choice of one of a line's readings, or of a row's type (see with_choices).
+_CHOICE_FIELD = re.compile(r"(?:reading|type)-(?P<line>[0-9]+)")
 JOB_ROWS_PAGE_SIZE = 100
 JOBS_PAGE_SIZE = 50
 
@@ -351,8 +353,24 @@ def _kept_preview_page(request: HttpRequest) -> dict | None:
 def _kept_page_context(request: HttpRequest, digest: str, page: str) -> dict | None:
     if kept := previews.kept_page(request.user, digest, page):
         counts, preview_page = kept
-        return {"preview_counts": counts, "preview_page": preview_page, "digest": digest}
+        return {
+            "preview_counts": counts,
+            "preview_page": preview_page,
+            "digest": digest,
+            "carried_choices": _carried_choices(request, preview_page),
+        }
     return None
+
+
+def _carried_choices(request: HttpRequest, page) -> list[tuple[str, str]]:
+    """The choices made in the preview (a reading, a type) for lines on other pages: sent
+    again as hidden fields, so that paging keeps them until the confirm."""
+    shown = {str(row.line_number) for row in page.object_list}
+    return [
+        (name, value)
+        for name, value in request.POST.items()
+        if value and (match := _CHOICE_FIELD.fullmatch(name)) and match.group("line") not in shown
+    ]
 
 
 def _is_large_input(request: HttpRequest) -> bool:
@@ -367,7 +385,9 @@ def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> 
     data = form.cleaned_data
     arguments = {
         "project": data["project"],
-        "lines": data["lines"],
+        # The choices made in the preview are part of the input: a changed choice is a
+        # changed preview, which the confirm must match.
+        "lines": importing.with_choices(data["lines"], request.POST),
         "number_type": data["number_type"],
         "capabilities": data["capabilities"],
     }
@@ -402,11 +422,13 @@ def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> 
     previews.keep(request.user, digest, preview)
     if not page:
         audit.record_preview(request, data["project"], preview, digest)
+    preview_page = previews.page_of(preview, page)
     context.update(
         preview=preview,
         preview_counts=previews.Counts.of(preview),
-        preview_page=previews.page_of(preview, page),
+        preview_page=preview_page,
         digest=digest,
+        carried_choices=_carried_choices(request, preview_page),
     )
     return None
 

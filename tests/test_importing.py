@@ -83,9 +83,9 @@ def test_start_creates_the_rows_and_queues_the_first_window_after_commit(start, 
 def test_a_started_job_keeps_its_choices_and_each_row_keeps_its_line_as_read(start, sent):
     # A tel: URI's parameters are dropped when read, so its line may be longer than the
     # 100 characters kept of it.
-    uri = "tel:+12125550100;phone-context=" + "x" * 90
+    uri = "tel:+18885550100;phone-context=" + "x" * 90
     job = start(
-        ["not a number", "(415) 555-0100", uri], number_type="tollfree", capabilities=["sms"]
+        ["not a number", "(800) 555-0100", uri], number_type="tollfree", capabilities=["sms"]
     )
 
     assert (job.number_type, job.capabilities, job.ticket) == ("tollfree", ["sms"], "HD-1")
@@ -94,13 +94,13 @@ def test_a_started_job_keeps_its_choices_and_each_row_keeps_its_line_as_read(sta
         (row.number, row.input_text, row.input_line, row.how_read, row.number_type) for row in rows
     ] == [
         (
-            "+14155550100",
-            "(415) 555-0100",
+            "+18005550100",
+            "(800) 555-0100",
             2,
             "Assumed United States, the project's default country",
             "tollfree",
         ),
-        ("+12125550100", uri[:100], 3, "International number (United States)", "tollfree"),
+        ("+18885550100", uri[:100], 3, "International number (United States)", "tollfree"),
     ]
     assert [row.capabilities for row in rows] == [["sms"], ["sms"]]
 
@@ -220,6 +220,26 @@ def test_a_searched_number_is_read_in_every_default_country_in_use(make_project)
         "+12079460018": "Assumed United States, the project's default country",
         "+442079460018": "Assumed United Kingdom, the project's default country",
     }
+
+
+def test_a_searched_number_with_two_readings_in_a_default_country_is_looked_for_as_both(
+    make_project,
+):
+    make_project(default_country="AU")
+
+    readings = importing.read_in_every_default_country("0016497121234")
+
+    assert set(readings) == {"+497121234", "+16497121234"}
+
+
+def test_preview_lists_lines_to_choose_first_then_rejected_then_retyped_then_the_rest(
+    make_project,
+):
+    lines = read_pasted("+14155550100\n+18005550100\nhello\n+14155550101\n0016497121234")
+
+    rows = importing.preview(make_project(default_country="AU"), lines, "longcode", ALL).rows
+
+    assert [row.line_number for row in rows] == [5, 3, 2, 1, 4]
 
 
 def test_with_no_project_yet_a_searched_number_is_read_as_in_the_us():

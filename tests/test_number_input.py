@@ -1,9 +1,17 @@
+from collections import Counter
+
 import phonenumbers
 import pytest
-from phonenumbers import PhoneNumberFormat
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from phone_numbers.forms import ImportForm
-from phone_numbers.number_input import InputError, read_csv, read_number, read_pasted
+from phone_numbers.number_input import (
+    InputError,
+    ReadNumber,
+    read_csv,
+    read_number,
+    read_pasted,
+)
 
 
 def example_numbers():
@@ -139,3 +147,194 @@ def test_an_unusable_csv_is_refused_naming_the_line_or_column(data, message):
         read_csv(data)
 
     assert message in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep: every example number the library has, in every written form, in every default
+# country. A line is read as the number meant, offered as one of two readings, or refused;
+# never silently read as another number.
+# --------------------------------------------------------------------------------------------
+
+_EXAMPLE_TYPES = [
+    getattr(PhoneNumberType, name)
+    for name in dir(PhoneNumberType)
+    if name.isupper() and name != "UNKNOWN"
+]
+
+
+def every_example_number() -> list[phonenumbers.PhoneNumber]:
+    numbers = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for number_type in _EXAMPLE_TYPES:
+            example = phonenumbers.example_number_for_type(region, number_type)
+            if example is not None:
+                numbers[(region, phonenumbers.format_number(example, PhoneNumberFormat.E164))] = (
+                    example
+                )
+    return list(numbers.values())
+
+
+def written_forms(example: phonenumbers.PhoneNumber) -> dict[str, str]:
+    international = phonenumbers.format_number(example, PhoneNumberFormat.INTERNATIONAL)
+    return {
+        "international": international,
+        "00": "00" + international[1:],
+        "tel:": phonenumbers.format_number(example, PhoneNumberFormat.RFC3966),
+        "dotted": international.replace(" ", "."),
+        "dashed": international.replace(" ", "-"),
+        "national": phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL),
+    }
+
+
+def outcome(read: ReadNumber, meant: str, form: str, default_country: str) -> str:
+    if read.e164 == meant:
+        return "read as meant"
+    if (
+        form == "national"
+        and read.e164
+        and phonenumbers.region_code_for_number(phonenumbers.parse(read.e164)) == default_country
+    ):
+        # Seven digits in Barbados are a Barbados number: a local number is what was written.
+        return "local number of the default country"
+    if read.e164 is None and meant in {reading.e164 for reading in read.alternatives}:
+        return "two readings"
+    if read.e164 is None and not read.alternatives:
+        return "refused"
+    return "SILENT WRONG"
+
+
+def test_no_example_number_in_any_written_form_and_default_country_is_read_as_another(capsys):
+    counts: dict[str, Counter] = {}
+    wrong = []
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)
+    examples = every_example_number()
+    for example in examples:
+        meant = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+        for form, text in written_forms(example).items():
+            for default_country in regions:
+                # Written without its country code, a number means one in the default
+                # country: only defaults sharing its country code can mean this one.
+                if form == "national" and (
+                    phonenumbers.country_code_for_region(default_country) != example.country_code
+                ):
+                    continue
+                result = outcome(read_number(text, default_country), meant, form, default_country)
+                counts.setdefault(form, Counter())[result] += 1
+                if result == "SILENT WRONG":
+                    wrong.append((text, default_country, meant))
+
+    with capsys.disabled():
+        print(f"\nSweep: {len(examples)} example numbers, {len(regions)} default countries")
+        for form, by_outcome in counts.items():
+            print(f"  {form:13} {sum(by_outcome.values()):7} lines: {dict(by_outcome)}")
+    assert wrong == [], f"{len(wrong)} silently wrong, e.g. {wrong[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("text", "country", "e164"),
+    [
+        ("0065 6123 4567", "SG", "+6561234567"),
+        ("0044 20 7946 0958", "SG", "+442079460958"),
+        ("0044 20 7946 0958", "TH", "+442079460958"),
+    ],
+)
+def test_00_in_a_country_dialling_out_with_a_carrier_code_is_read_as_the_one_valid_number(
+    text, country, e164
+):
+    read = read_number(text, country)
+
+    assert (read.e164, read.problem) == (e164, "")
+    assert read.how_read.endswith("00 read as the international prefix")
+
+
+@pytest.mark.parametrize(
+    ("text", "country", "readings"),
+    [
+        ("0016497121234", "AU", {"+497121234", "+16497121234"}),
+        ("0093234567890", "CO", {"+3234567890", "+93234567890"}),
+        ("00995322123456", "BR", {"+5322123456", "+995322123456"}),
+    ],
+)
+def test_a_line_that_reads_as_two_valid_numbers_is_neither_and_names_both(text, country, readings):
+    read = read_number(text, country)
+
+    assert read.e164 is None
+    assert {reading.e164 for reading in read.alternatives} == readings
+    assert all(reading.how_read for reading in read.alternatives)
+    for reading in read.alternatives:
+        assert _spoken(reading.e164) in read.problem
+    assert "00 read as the international prefix" in read.problem
+
+
+def _spoken(e164: str) -> str:
+    return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)
+
+
+def test_a_rejected_00_line_names_the_country_after_00_not_one_its_digits_happen_to_make():
+    read = read_number("0065 6123 456", "SG")
+
+    assert read.e164 is None
+    assert read.problem == "Too short for a number in Singapore: include the area code"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("415-555-O1OO", "letter O where a digit was expected: did you mean 0?"),
+        ("+1 415 555 01O1", "letter O where a digit was expected: did you mean 0?"),
+        ("+1 415 555 01o1", "letter o where a digit was expected: did you mean 0?"),
+        ("4l5 555 0100", "letter l where a digit was expected: did you mean 1?"),
+        ("+1 4I5 555 0100", "letter I where a digit was expected: did you mean 1?"),
+        ("415-555-ABC1", "letter A where a digit was expected: write the number in digits"),
+    ],
+)
+def test_a_lone_letter_among_digits_is_refused_saying_which_digit_it_looks_like(text, problem):
+    read = read_number(text, "US")
+
+    assert (read.e164, read.problem) == (None, problem)
+
+
+@pytest.mark.parametrize("text", ["1-800-FLOWERS", "1 800 FLOWERS", "1-800-FLOWERS."])
+def test_a_vanity_number_is_read_with_its_letters_as_keypad_digits_and_says_so(text):
+    read = read_number(text, "US")
+
+    assert read.e164 == "+18003569377"
+    assert read.how_read.endswith("; letters read as keypad digits: +1 800-356-9377")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "+1 (415) 555-0199 x5",
+        "+1 (415) 555-0199 ext. 5",
+        "+1 (415) 555-0199 extension 5",
+        "+1 (415) 555-0199 #5",
+        "tel:+1-415-555-0199;ext=5",
+        "(415) 555-0199, x5",
+    ],
+)
+def test_an_extension_is_left_out_of_the_number_and_the_reading_says_so(text):
+    read = read_number(text, "US")
+
+    assert read.e164 == "+14155550199"
+    assert read.how_read.endswith("; extension x5 left out")
+
+
+def test_each_of_two_readings_says_the_extension_was_left_out():
+    read = read_number("0016497121234 x5", "AU")
+
+    assert len(read.alternatives) == 2
+    assert all(each.how_read.endswith("extension x5 left out") for each in read.alternatives)
+
+
+def test_the_forms_00_example_reads_as_the_uk_number_whatever_the_default_country():
+    help_text = ImportForm.base_fields["numbers"].help_text
+    assert "0044 20 7946 0958" in help_text
+
+    misread = {
+        country: read
+        for country in phonenumbers.SUPPORTED_REGIONS
+        if (read := read_number("0044 20 7946 0958", country)).e164 != "+442079460958"
+    }
+
+    assert misread == {}

@@ -660,3 +660,161 @@ def test_the_django_admin_shows_jobs_and_numbers_read_only(client, admin_user, p
     assertContains(client.get(reverse("admin:phone_numbers_importjob_changelist")), project.name)
     delete_url = reverse("admin:phone_numbers_numberimport_delete", args=[number.pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
+
+
+# A line that reads as two numbers (issue 14): 0016 is Australia's international prefix with a
+# carrier code (+49 7121 234, Germany) and 00 the usual one (+1 649-712-1234, Turks and Caicos).
+TWO_READINGS = "0016497121234"
+
+
+def test_a_line_with_two_readings_is_shown_with_both_and_left_out_until_one_is_chosen(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+    project = make_project(default_country="AU")
+    data = form_data(project, numbers=f"+61 2 9876 5432\n{TWO_READINGS}")
+
+    response = preview(client, data, **HTMX)
+
+    [row] = [row for row in response.context["preview"].rows if row.line_number == 2]
+    assert (row.e164, [e164 for e164, _ in row.readings]) == (None, ["+497121234", "+16497121234"])
+    assert response.context["preview_counts"].to_choose == 1
+    assertContains(response, '<option value="+497121234">+497121234</option>', html=True)
+    assertContains(response, '<option value="+16497121234">+16497121234</option>', html=True)
+    assertContains(response, "1 to choose")
+    confirm(client, data)
+    assert list(ImportJob.objects.get().numbers.values_list("number", flat=True)) == [
+        "+61298765432"
+    ]
+
+
+def test_the_reading_chosen_in_the_preview_is_the_number_imported(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+    project = make_project(default_country="AU")
+    data = form_data(project, numbers=f"+61 2 9876 5432\n{TWO_READINGS}") | {
+        "reading-2": "+16497121234"
+    }
+
+    previewed = preview(client, data, **HTMX)
+    response = confirm(client, data)
+
+    assert previewed.context["preview_counts"].importable == 2
+    assert response.status_code == 200
+    job = ImportJob.objects.get()
+    row = job.numbers.get(input_line=2)
+    assert row.number == "+16497121234"
+    assert row.how_read.endswith("00 read as the international prefix; chosen of two readings")
+
+
+def test_a_reading_that_is_not_one_of_the_lines_is_refused_by_the_preview(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+    project = make_project(default_country="AU")
+    data = form_data(project, numbers=TWO_READINGS) | {"reading-1": "+14155550100"}
+
+    response = preview(client, data, **HTMX)
+
+    [row] = response.context["preview"].rows
+    assert row.e164 is None
+    assert row.problem == "+14155550100 is not one of this line's readings: choose one of them"
+
+
+def test_a_choice_changed_after_the_preview_must_be_previewed_before_it_is_imported(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+    project = make_project(default_country="AU")
+    data = form_data(project, numbers=f"+61 2 9876 5432\n{TWO_READINGS}")
+    digest = preview(client, data, **HTMX).context["digest"]
+
+    chosen = data | {"reading-2": "+497121234", "confirm": digest}
+    response = preview(client, chosen, **HTMX)
+
+    assert not ImportJob.objects.exists()
+    assertContains(response, "The numbers or choices changed after the preview")
+    assert response.context["preview_counts"].importable == 2
+
+
+def test_a_choice_made_on_one_page_is_kept_while_paging_and_reaches_the_job(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+    project = make_project(default_country="AU")
+    numbers = "\n".join([TWO_READINGS, *(f"+61 2 9876 {i:04d}" for i in range(150))])
+    data = form_data(project, numbers=numbers) | {"reading-1": "+497121234"}
+    digest = preview(client, data, **HTMX).context["digest"]
+
+    second_page = preview(client, data | {"page": "2", "preview_digest": digest}, **HTMX)
+
+    # Line 1 is on the first page: the second carries its choice in a hidden field.
+    assertContains(
+        second_page, '<input type="hidden" name="reading-1" value="+497121234">', html=True
+    )
+    client.post(reverse("phone_numbers:import_new"), data | {"confirm": digest}, headers=HTMX)
+    assert ImportJob.objects.get().numbers.filter(number="+497121234").exists()
+
+
+# The number's type from the number (issue 14)
+
+
+def test_a_toll_free_number_in_a_long_code_import_is_imported_as_toll_free_and_says_so(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    data = form_data(project, numbers="+1 415 555 0100\n+1 800 555 0100")
+
+    response = preview(client, data, **HTMX)
+
+    rows = {row.e164: row for row in response.context["preview"].rows}
+    assert rows["+18005550100"].number_type == "tollfree"
+    assert rows["+18005550100"].type_note == "toll-free: will be imported as toll-free"
+    assert (rows["+14155550100"].number_type, rows["+14155550100"].type_note) == ("longcode", "")
+    assertContains(response, "toll-free: will be imported as toll-free")
+    confirm(client, data)
+    assert dict(ImportJob.objects.get().numbers.values_list("number", "number_type")) == {
+        "+14155550100": "longcode",
+        "+18005550100": "tollfree",
+    }
+
+
+def test_a_long_code_number_in_a_toll_free_import_is_flagged_and_may_be_kept_as_chosen(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    numbers = "+1 800 555 0100\n+44 20 7946 0958\n+44 800 123 4567"
+    data = form_data(project, numbers=numbers, number_type="tollfree")
+
+    flagged = preview(client, data, **HTMX)
+    overridden = data | {"type-2": "tollfree"}
+    kept = preview(client, overridden, **HTMX)
+    confirm(client, overridden)
+
+    [row] = [row for row in flagged.context["preview"].rows if row.line_number == 2]
+    assert (row.number_type, row.type_note) == (
+        "longcode",
+        "long code: will be imported as long code",
+    )
+    [row] = [row for row in kept.context["preview"].rows if row.line_number == 2]
+    assert row.number_type == "tollfree"
+    assert row.type_note == "long code number: will be imported as toll-free, as set for this row"
+    assert dict(ImportJob.objects.get().numbers.values_list("number", "number_type")) == {
+        "+18005550100": "tollfree",
+        "+442079460958": "tollfree",
+        "+448001234567": "tollfree",
+    }
+
+
+def test_a_csv_number_type_column_wins_over_the_numbers_own_type(client, support_user, project):
+    client.force_login(support_user)
+    upload = SimpleUploadedFile(
+        "numbers.csv", b"number,number_type\n+18005550100,longcode\n", content_type="text/csv"
+    )
+
+    response = preview(client, form_data(project, numbers="", csv_file=upload), **HTMX)
+
+    [row] = response.context["preview"].rows
+    assert row.number_type == "longcode"
+    assert row.type_note == "toll-free number: will be imported as long code, as set for this row"
