@@ -209,7 +209,9 @@ def test_a_space_limit_below_the_worker_threads_keeps_sending_at_the_limit(
     counts = wait_for(job, 30, finished)
 
     assert counts["imported"] == 40
-    assert sending_rate(job) >= 0.9 * rate
+    # Slots are spaced at 93% of the limit, and a thread late for its slot (on a busy 2-core
+    # machine) books another; the stall this guards against sent nothing for seconds.
+    assert sending_rate(job) >= 0.8 * rate
     assert simulator.stats()["peak_rate"][sim_project.project_id] <= rate
 
 
