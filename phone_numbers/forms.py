@@ -22,7 +22,14 @@ from phone_numbers.models import (
     Project,
     searched_digits,
 )
-from phone_numbers.number_input import CSV_MAX_ROWS, InputError, read_csv, read_pasted
+from phone_numbers.number_input import (
+    CSV_MAX_BYTES,
+    CSV_MAX_ROWS,
+    CSV_TOO_LARGE,
+    InputError,
+    read_csv,
+    read_pasted,
+)
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # A port at the end of the host part of a typed host or URL.
@@ -217,6 +224,9 @@ class ImportForm(forms.Form):
         pasted, upload = cleaned.get("numbers", "").strip(), cleaned.get("csv_file")
         if pasted and upload:
             self.add_error("csv_file", "Paste numbers or choose a CSV file, not both.")
+        elif upload and upload.size > CSV_MAX_BYTES:
+            # Django has kept the upload on disk; reading it would hold it all in memory.
+            self.add_error("csv_file", CSV_TOO_LARGE)
         elif upload:
             try:
                 cleaned["lines"] = read_csv(upload.read())

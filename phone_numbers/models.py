@@ -430,13 +430,17 @@ def searched_digits(text: str) -> str | None:
 
     "(415) 555", "+44 20 7946", "tel:5550100" are numbers; text with a letter is a project
     name, ticket, sid or friendly name. Only punctuation gives "" (it narrows nothing).
+
+    Decimal digits of any script ("４１５", "٤١٥") are read as 0-9, as the import reads them
+    (phonenumbers does). Other numerals ("²", "①", "Ⅻ") are not digits of a phone number, so
+    text holding one is words; `isdigit` would have let "²" through to `int`.
     """
     text = text.strip()
     if text.lower().startswith("tel:"):
         text = text[4:]
-    if any(char.isalpha() for char in text):
+    if any(char.isalpha() or (char.isnumeric() and not char.isdecimal()) for char in text):
         return None
-    return "".join(char for char in text if char.isdigit())
+    return "".join(str(int(char)) for char in text if char.isdecimal())
 
 
 class NumberImportQuerySet(models.QuerySet):

@@ -18,6 +18,7 @@ NUMBER_TYPES = ("longcode", "tollfree")
 CAPABILITIES = ("sms", "voice", "fax", "mms")
 MAX_INPUT_LINE_LENGTH = 100
 CSV_MAX_BYTES = 5 * 1024 * 1024
+CSV_TOO_LARGE = f"The file is larger than {CSV_MAX_BYTES // (1024 * 1024)} MB: split it."
 CSV_MAX_ROWS = 50_000
 _CAPABILITY_SEPARATORS = re.compile(r"[\s,;|/+]+")
 
@@ -125,7 +126,7 @@ def read_csv(data: bytes) -> list[InputLine]:
     half-understood file is imported.
     """
     if len(data) > CSV_MAX_BYTES:
-        raise InputError(f"The file is larger than {CSV_MAX_BYTES // (1024 * 1024)} MB: split it.")
+        raise InputError(CSV_TOO_LARGE)
     if b"\x00" in data:
         raise InputError("The file is not CSV text (is it a spreadsheet? Save it as CSV first).")
     try:

@@ -1,6 +1,7 @@
 import csv
 import json
 import math
+import re
 
 from axes.helpers import get_client_username
 from django.conf import settings
@@ -20,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, health, importing, logins
+from phone_numbers import audit, health, importing, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     ImportForm,
@@ -39,7 +40,7 @@ from phone_numbers.models import (
 from phone_numbers.tasks import check_project_connection
 
 PROJECT_SEARCH_MAX_LENGTH = 200
-PREVIEW_PAGE_SIZE = 100
+PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
 JOB_ROWS_PAGE_SIZE = 100
 JOBS_PAGE_SIZE = 50
 
@@ -80,6 +81,23 @@ def _page_number(request: HttpRequest) -> int:
         return 1
 
 
+def _project_search_text(request: HttpRequest, name: str) -> str:
+    # PostgreSQL text cannot hold a NUL, and no project's name, host or notes has one.
+    return request.GET.get(name, "").replace("\x00", "")[:PROJECT_SEARCH_MAX_LENGTH]
+
+
+def _filters_as_typed(request: HttpRequest) -> dict[str, str]:
+    """The URL's filters for the audit entry of an export.
+
+    A NUL (which the forms refuse) becomes U+FFFD: PostgreSQL's JSON cannot store it, and the
+    entry still shows that something unreadable was sent.
+    """
+    return {
+        name.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd")
+        for name, value in request.GET.items()
+    }
+
+
 def _without_page(request: HttpRequest) -> str:
     query = request.GET.copy()
     query.pop("page", None)
@@ -91,7 +109,9 @@ def _without_page(request: HttpRequest) -> str:
 def number_export(request: HttpRequest) -> StreamingHttpResponse:
     """The current search as CSV, streamed: a million rows never sit in memory."""
     search = NumberSearchForm(request.GET)
-    audit.record(request, AuditAction.NUMBERS_EXPORTED, changes={"filters": request.GET.dict()})
+    audit.record(
+        request, AuditAction.NUMBERS_EXPORTED, changes={"filters": _filters_as_typed(request)}
+    )
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
@@ -188,7 +208,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @permission_required("phone_numbers.view_project", raise_exception=True)
 @vary_on_headers("HX-Request")
 def project_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:PROJECT_SEARCH_MAX_LENGTH]
+    query = _project_search_text(request, "q")
     context = {
         "projects": Project.objects.search(query)
         .with_token_hint()
@@ -297,52 +317,98 @@ def import_new(request: HttpRequest) -> HttpResponse:
     form = ImportForm(
         request.POST or None, request.FILES or None, initial={"project": request.GET.get("project")}
     )
-    if project_query := request.GET.get("project_q", "")[:PROJECT_SEARCH_MAX_LENGTH]:
+    if project_query := _project_search_text(request, "project_q"):
         form.fields["project"].queryset = Project.objects.active().search(project_query)
     context: dict = {"form": form}
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        arguments = {
-            "project": data["project"],
-            "lines": data["lines"],
-            "number_type": data["number_type"],
-            "capabilities": data["capabilities"],
-        }
-        digest = importing.input_digest(**arguments)
-        confirmed = request.POST.get("confirm")
-        if confirmed == digest:
-            try:
-                job = importing.start_job(
-                    **arguments,
-                    created_by=request.user,
-                    source=data["source"],
-                    ticket=data["ticket"],
-                )
-            except importing.ImportRefused as exc:
-                context["refusal"] = str(exc)
-            else:
-                audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
-                if request.htmx:
-                    return HttpResponseClientRedirect(job.get_absolute_url())
-                return redirect(job)
-        elif confirmed:
-            context["refusal"] = (
-                "The numbers or choices changed after the preview: check the preview below, "
-                "then confirm again."
-            )
-        preview = importing.preview(**arguments)
-        if not request.POST.get("page"):
-            audit.record_preview(request, data["project"], preview, digest)
-        context.update(
-            preview=preview,
-            preview_page=Paginator(preview.rows, PREVIEW_PAGE_SIZE).get_page(
-                request.POST.get("page")
-            ),
-            digest=digest,
-        )
+    if request.method == "POST" and request.htmx and (page := _kept_preview_page(request)):
+        return render(request, PREVIEW_PARTIAL, page)
+    if request.method == "POST":
+        try:
+            with previews.one_at_a_time(request.user, is_large=_is_large_input(request)):
+                if form.is_valid() and (started := _preview_or_start(request, form, context)):
+                    return started
+        except previews.PreviewBusy as exc:
+            if request.htmx:
+                # Answered before the input is read, so without the form's errors.
+                return render(request, PREVIEW_PARTIAL, {"refusal": str(exc)})
+            context["refusal"] = str(exc)
     if request.htmx and request.method == "POST":
-        return render(request, "phone_numbers/partials/import_preview.html", context)
+        return render(request, PREVIEW_PARTIAL, context)
     return render(request, "phone_numbers/import_form.html", context)
+
+
+def _kept_preview_page(request: HttpRequest) -> dict | None:
+    """A page of the preview shown to this person, without reading the input again.
+
+    A page button sends the digest of the preview it belongs to. Input changed since then is
+    not seen until Preview is pressed; a confirm compares the digest with the input again.
+    """
+    page = request.POST.get("page")
+    digest = request.POST.get("preview_digest", "")
+    return _kept_page_context(request, digest, page) if page else None
+
+
+def _kept_page_context(request: HttpRequest, digest: str, page: str) -> dict | None:
+    if kept := previews.kept_page(request.user, digest, page):
+        counts, preview_page = kept
+        return {"preview_counts": counts, "preview_page": preview_page, "digest": digest}
+    return None
+
+
+def _is_large_input(request: HttpRequest) -> bool:
+    pasted = len(request.POST.get("numbers", "").encode())
+    return pasted + sum(upload.size for upload in request.FILES.values()) > (
+        previews.LARGE_INPUT_BYTES
+    )
+
+
+def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> HttpResponse | None:
+    """Start the job if the preview is confirmed, else add the preview to the context."""
+    data = form.cleaned_data
+    arguments = {
+        "project": data["project"],
+        "lines": data["lines"],
+        "number_type": data["number_type"],
+        "capabilities": data["capabilities"],
+    }
+    digest = importing.input_digest(**arguments)
+    confirmed = request.POST.get("confirm")
+    if confirmed == digest:
+        try:
+            job = importing.start_job(
+                **arguments,
+                created_by=request.user,
+                source=data["source"],
+                ticket=data["ticket"],
+            )
+        except importing.ImportRefused as exc:
+            context["refusal"] = str(exc)
+        else:
+            audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
+            if request.htmx:
+                return HttpResponseClientRedirect(job.get_absolute_url())
+            return redirect(job)
+    elif confirmed:
+        context["refusal"] = (
+            "The numbers or choices changed after the preview: check the preview below, "
+            "then confirm again."
+        )
+    page = request.POST.get("page")
+    # Pressing Preview reads the numbers again: some may have been imported since.
+    if page and (kept := _kept_page_context(request, digest, page)):
+        context.update(kept)
+        return None
+    preview = importing.preview(**arguments)
+    previews.keep(request.user, digest, preview)
+    if not page:
+        audit.record_preview(request, data["project"], preview, digest)
+    context.update(
+        preview=preview,
+        preview_counts=previews.Counts.of(preview),
+        preview_page=previews.page_of(preview, page),
+        digest=digest,
+    )
+    return None
 
 
 @require_GET
@@ -566,8 +632,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     """Who did what, newest first. Pages go by entry id, so no page counts the whole table."""
     filters = AuditFilterForm(request.GET)
     entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
-    if (before := request.GET.get("before", "")).isdigit():
-        entries = entries.filter(pk__lt=int(before))
+    if before := _entry_id(request.GET.get("before", "")):
+        entries = entries.filter(pk__lt=before)
     rows = list(entries[: AUDIT_PAGE_SIZE + 1])
     query = request.GET.copy()
     query.pop("before", None)
@@ -579,6 +645,12 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
     }
     return render(request, "phone_numbers/audit_list.html", context)
+
+
+def _entry_id(text: str) -> int | None:
+    # The portal writes this id into its own "Older" link: up to 19 ASCII digits (a bigint).
+    # `isdigit` alone would pass "²", which `int` cannot read, and `int` refuses 4,301 digits.
+    return int(text) if re.fullmatch(r"[0-9]{1,19}", text) else None
 
 
 def _csv_cell(value: object) -> object:
@@ -596,7 +668,9 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     """The audit page's current filter as CSV, streamed."""
     filters = AuditFilterForm(request.GET)
     entries = filters.filtered(AuditEntry.objects.select_related("project").order_by("-pk"))
-    audit.record(request, AuditAction.AUDIT_EXPORTED, changes={"filters": request.GET.dict()})
+    audit.record(
+        request, AuditAction.AUDIT_EXPORTED, changes={"filters": _filters_as_typed(request)}
+    )
     writer = csv.writer(_Echo())
 
     def rows():

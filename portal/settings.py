@@ -8,6 +8,7 @@ must share one encryption key, which a key generated on each machine would silen
 README.md lists every variable.
 """
 
+import contextlib
 import math
 import os
 import re
@@ -62,12 +63,30 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-VAR_DIR = Path(env_str("PORTAL_VAR_DIR") or BASE_DIR / "var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 DATABASE_URL = env_str("DATABASE_URL")
 LOCAL_MODE = DEBUG or not DATABASE_URL
+
+VAR_DIR = Path(env_str("PORTAL_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+if LOCAL_MODE:
+    # Local mode keeps its database (live sessions), keys and queue here: no other user of
+    # the machine may enter. chmod also tightens a var/ that earlier versions left 0755.
+    # (In production var/ holds only the static files, maybe for another user to serve.)
+    VAR_DIR.chmod(0o700)
+
+
+def private_sqlite_file(path: Path) -> Path:
+    """The SQLite database at `path`, created (empty) or tightened to 0600.
+
+    SQLite would create it 0644; it gives its -wal and -shm files the database's own mode,
+    and those left by earlier versions are tightened here too.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            file.chmod(0o600)
+    return path
 
 
 def local_secret(name: str, filename: str, generate: Callable[[], str]) -> str:
@@ -191,7 +210,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "portal.sqlite3",
+            "NAME": private_sqlite_file(VAR_DIR / "portal.sqlite3"),
             "OPTIONS": {
                 # WAL and IMMEDIATE let the web server and the worker write side by side
                 # without "database is locked" errors.
@@ -325,6 +344,18 @@ LOGGING = {
 }
 
 PORTAL_VERSION = version("number-import-portal")
+
+# Import previews and each person's hold on a large one (phone_numbers/previews.py) must be
+# shared by every gunicorn worker: Redis in production. Local mode serves its pages from one
+# process (runserver), whose memory (Django's default cache) is enough.
+if env_str("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("REDIS_URL"),
+            "KEY_PREFIX": "portal-cache",
+        }
+    }
 
 # Celery: Redis in production; with no broker configured (local mode only), kombu's
 # file-system transport in var/, which a separate worker process polls.

@@ -153,6 +153,14 @@ def _only_loopback_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", guarded_send)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Nothing cached by one test (an import preview) shows in another."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def local_mode_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a subprocess running the portal as `make run` does, in its own var/."""

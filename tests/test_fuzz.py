@@ -1,8 +1,9 @@
-"""Generated bad input against every form a person fills in: no 500, every rejection names its
-field, and nothing is stored from a rejected form.
+"""Generated bad input against every form a person fills in, and every query string a page or
+export reads: no 500, every rejection names its field, and nothing is stored from a rejected
+form.
 
-Examples per form (1,300 requests in all, see FUZZED_FORMS) are set so that the file runs in
-well under a minute.
+Examples per form (1,600 requests in all, see FUZZED_FORMS) are set so that the file runs in
+about a minute.
 """
 
 import html
@@ -27,6 +28,7 @@ FUZZED_FORMS = {
     "import preview (CSV-like text)": 200,
     "project form": 300,
     "numbers search": 250,
+    "query strings of searches, pickers, audit pages and exports": 300,
 }
 FUZZ = settings(
     deadline=None,
@@ -36,6 +38,14 @@ FUZZ = settings(
 
 # Text a browser can send: no lone surrogates (they cannot be encoded at all).
 any_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
+# Every kind of Unicode digit: decimal digits of any script (Nd: fullwidth, Arabic-Indic,
+# Devanagari...), which `int` reads, and superscripts, circled digits (No) and Roman numerals
+# (Nl), which `isdigit` partly accepts but `int` cannot read. NUL travels in a URL as %00.
+ODD_TEXT = ["\x00", "a\x00b", "²", "²²²", "①②③④", "４１５５", "٤١٥٥", "४१५५", "ⅫⅫ", "1" * 5000]
+numerals = st.text(
+    st.characters(categories=("Nd", "No", "Nl"), include_characters="\x00 +-"), max_size=20
+)
+query_text = st.one_of(any_text, numerals, st.sampled_from(ODD_TEXT))
 phone_like = st.text(string.digits + " +-().#*xXtel:", min_size=1, max_size=24)
 numbers_text = st.one_of(
     any_text,
@@ -218,7 +228,7 @@ def test_fuzz_the_numbers_search(client, support_user, make_project):
     params = st.fixed_dictionaries(
         {},
         optional={
-            "q": any_text,
+            "q": query_text,
             "project": st.one_of(st.just(str(project.pk)), any_text),
             "status": choice_text,
             "number_type": choice_text,
@@ -227,15 +237,13 @@ def test_fuzz_the_numbers_search(client, support_user, make_project):
             "imported_to": st.one_of(st.dates().map(str), any_text),
             "imported_by": any_text,
             "ticket": any_text,
-            "page": any_text,
+            "page": query_text,
         },
     )
 
     @settings(FUZZ, max_examples=FUZZED_FORMS["numbers search"])
     @given(query=params)
     def check(query):
-        # NUL cannot travel in a URL's query string; browsers drop it too.
-        query = {name: value.replace("\x00", "") for name, value in query.items()}
         before = stored()
         response = client.get(reverse("phone_numbers:home"), query)
         assert response.status_code == 200, response.status_code
@@ -243,5 +251,70 @@ def test_fuzz_the_numbers_search(client, support_user, make_project):
         typed = query.get("q", "")
         if "<" in typed:
             assert typed not in response.content.decode()
+
+    check()
+
+
+# Every page and export that reads its query string, with the parameters it reads.
+QUERY_READERS = {
+    "phone_numbers:project_list": ["q"],
+    "phone_numbers:import_new": ["project_q", "project"],
+    "phone_numbers:number_where": ["number"],
+    "phone_numbers:number_export": ["q", "ticket", "page", "any"],
+    "phone_numbers:audit_list": ["before", "person", "job", "since"],
+    "phone_numbers:audit_export": ["before", "person", "job", "any"],
+    "phone_numbers:job_list": ["page"],
+}
+
+
+def get_fully(client, url: str, query: dict):
+    response = client.get(url, query)
+    if response.streaming:
+        b"".join(response.streaming_content)
+    return response
+
+
+@pytest.mark.parametrize("text", ODD_TEXT)
+@pytest.mark.parametrize("url_name", QUERY_READERS)
+def test_a_nul_or_a_numeral_int_cannot_read_in_any_query_string_is_no_500(
+    client, admin_user, make_project, url_name, text
+):
+    make_project(name="Acme Corp")
+    client.force_login(admin_user)
+
+    response = get_fully(client, reverse(url_name), dict.fromkeys(QUERY_READERS[url_name], text))
+
+    assert response.status_code == 200, response.status_code
+
+
+def test_an_audit_page_older_than_an_unreadable_entry_id_is_the_first_page(client, admin_user):
+    client.force_login(admin_user)
+
+    for before in ["²", "①", "٣", "1" * 5000, "-1"]:
+        response = client.get(reverse("phone_numbers:audit_list"), {"before": before})
+        assert response.status_code == 200
+        assert response.context["is_first_page"], before
+
+
+def test_fuzz_the_query_strings_of_searches_pickers_audit_pages_and_exports(
+    client, admin_user, make_project
+):
+    make_project(name="Acme Corp")
+    client.force_login(admin_user)
+
+    @settings(
+        FUZZ,
+        max_examples=FUZZED_FORMS["query strings of searches, pickers, audit pages and exports"],
+    )
+    @given(url_name=st.sampled_from(sorted(QUERY_READERS)), data=st.data())
+    def check(url_name, data):
+        names = QUERY_READERS[url_name]
+        query = data.draw(st.fixed_dictionaries({}, optional=dict.fromkeys(names, query_text)))
+        entries_before = AuditEntry.objects.count()
+        response = get_fully(client, reverse(url_name), query)
+        assert response.status_code == 200, response.status_code
+        # An export is recorded whatever its filters hold; a page is not.
+        recorded = AuditEntry.objects.count() - entries_before
+        assert recorded == (1 if url_name.endswith("_export") else 0)
 
     check()

@@ -52,6 +52,17 @@ def test_a_search_text_is_a_number_unless_it_has_a_letter_and_tel_is_no_letter()
     assert searched_digits("--") == ""
 
 
+def test_decimal_digits_of_any_script_are_read_as_digits_and_other_numerals_make_text_words():
+    # Fullwidth, Arabic-Indic and Devanagari digits (category Nd) are digits, as the import's
+    # phonenumbers reads them; superscripts, circled digits (No) and Roman numerals (Nl) are not.
+    assert searched_digits("＋１ ４１５") == "1415"
+    assert searched_digits("٤١٥-٥٥٥") == "415555"
+    assert searched_digits("४१५") == "415"
+    assert searched_digits("²²²") is None
+    assert searched_digits("①②③④") is None
+    assert searched_digits("415 Ⅻ") is None
+
+
 def test_the_copy_follows_every_insert_change_and_delete(job):
     acme, globex = job(), job("Globex Corp")
     add(acme, ["+14155550100", "+14155550101"])

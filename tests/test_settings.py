@@ -136,3 +136,56 @@ def test_local_mode_generates_secrets_once_and_keeps_them_private(local_mode_env
     assert broker.startswith("filesystem://")
     for name in ("secret_key", "encryption_keys"):
         assert os.stat(tmp_path / "var" / name).st_mode & 0o077 == 0
+
+
+# Modes of var/, the database and (the connection still open) its -wal and -shm files.
+SHOW_MODES = (
+    "import os; from django.conf import settings; "
+    "from django.contrib.sessions.backends.db import SessionStore; SessionStore().create(); "
+    "db = str(settings.DATABASES['default']['NAME']); "
+    "print(*[oct(os.stat(path).st_mode & 0o777) "
+    "for path in (settings.VAR_DIR, db, db + '-wal', db + '-shm')])"
+)
+
+
+def test_local_mode_keeps_var_and_the_database_with_its_wal_and_shm_to_their_owner(
+    local_mode_env,
+):
+    assert run_manage(local_mode_env, "migrate", "-v", "0").returncode == 0
+
+    result = run_manage(local_mode_env, "shell", "-v", "0", "-c", SHOW_MODES)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0o700", "0o600", "0o600", "0o600"]
+
+
+def test_local_mode_tightens_a_var_and_database_that_earlier_versions_left_readable(
+    local_mode_env, tmp_path
+):
+    assert run_manage(local_mode_env, "migrate", "-v", "0").returncode == 0
+    var = tmp_path / "var"
+    var.chmod(0o755)
+    for name in ("portal.sqlite3", "portal.sqlite3-wal", "portal.sqlite3-shm"):
+        (var / name).touch()
+        (var / name).chmod(0o644)
+
+    assert run_manage(local_mode_env, "check").returncode == 0
+
+    assert oct(var.stat().st_mode & 0o777) == "0o700"
+    for name in ("portal.sqlite3", "portal.sqlite3-wal", "portal.sqlite3-shm"):
+        assert oct((var / name).stat().st_mode & 0o777) == "0o600", name
+
+
+def test_production_caches_import_previews_in_redis_shared_by_every_web_worker(local_mode_env):
+    show_cache = (
+        "from django.conf import settings; "
+        "print(settings.CACHES['default']['BACKEND'], settings.CACHES['default']['LOCATION'])"
+    )
+
+    result = run_manage({**local_mode_env, **PRODUCTION_ENV}, "shell", "-v", "0", "-c", show_cache)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.core.cache.backends.redis.RedisCache",
+        PRODUCTION_ENV["REDIS_URL"],
+    ]

@@ -3,13 +3,16 @@ import io
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from phone_numbers import importing
+from phone_numbers import forms, importing, previews
+from phone_numbers.forms import ImportForm
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, ImportStatus, NumberImport
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
@@ -228,6 +231,188 @@ def test_a_long_preview_is_paged(client, support_user, project):
     assertContains(response, "Lines 201–250 of 250")
     assertContains(response, "+14155550249")
     assertNotContains(response, "+14155550100")
+
+
+class UnreadableHugeUpload(SimpleUploadedFile):
+    """A 300 MB upload as Django hands it over (kept on disk); reading it fails the test."""
+
+    def __init__(self) -> None:
+        super().__init__("numbers.csv", b"", content_type="text/csv")
+        self.size = 300 * 1024 * 1024
+
+    def read(self, *args) -> bytes:
+        raise AssertionError("the 300 MB upload was read into memory")
+
+
+def test_a_file_over_the_limit_is_refused_naming_the_limit_before_it_is_read(project):
+    form = ImportForm(form_data(project, numbers=""), {"csv_file": UnreadableHugeUpload()})
+
+    assert form.errors["csv_file"] == ["The file is larger than 5 MB: split it."]
+
+
+def numbered(count: int, area: str = "415") -> str:
+    return "\n".join(f"+1{area}555{line:04d}" for line in range(count))
+
+
+# More than previews.LARGE_INPUT_BYTES pasted: 13 bytes a line.
+LARGE_COUNT = previews.LARGE_INPUT_BYTES // 12
+
+
+@pytest.fixture
+def previews_read(monkeypatch) -> list[int]:
+    """The number of lines of each preview read (importing.preview called)."""
+    read: list[int] = []
+    real_preview = importing.preview
+
+    def counted(**arguments):
+        read.append(len(arguments["lines"]))
+        return real_preview(**arguments)
+
+    monkeypatch.setattr(importing, "preview", counted)
+    return read
+
+
+@pytest.fixture
+def csv_files_read(monkeypatch) -> list[int]:
+    """The size of each CSV file the import form read."""
+    read: list[int] = []
+    real_read_csv = forms.read_csv
+
+    def counted(data: bytes):
+        read.append(len(data))
+        return real_read_csv(data)
+
+    monkeypatch.setattr(forms, "read_csv", counted)
+    return read
+
+
+def test_paging_a_preview_cuts_pages_from_the_kept_preview_without_reading_the_file_again(
+    client, support_user, project, previews_read, csv_files_read
+):
+    client.force_login(support_user)
+    content = ("number\n" + numbered(250)).encode()
+
+    def upload() -> dict:
+        return {"csv_file": SimpleUploadedFile("numbers.csv", content, "text/csv")}
+
+    first = preview(client, form_data(project, numbers="") | upload(), **HTMX)
+    page_of_first = {"preview_digest": first.context["digest"]}
+    preview(client, form_data(project, numbers="", page="2") | page_of_first | upload(), **HTMX)
+    third = preview(
+        client, form_data(project, numbers="", page="3") | page_of_first | upload(), **HTMX
+    )
+
+    assert previews_read == [250]
+    assert csv_files_read == [len(content)]
+    assertContains(third, "Lines 201–250 of 250")
+    assertContains(third, "+14155550249")
+    assertContains(third, f'name="confirm" value="{first.context["digest"]}"')
+    # Pressing Preview again reads the numbers again: some may have been imported since.
+    preview(client, form_data(project, numbers="") | upload(), **HTMX)
+    assert previews_read == [250, 250]
+
+
+def test_a_new_preview_takes_the_place_of_the_persons_last_one(
+    client, support_user, project, previews_read
+):
+    client.force_login(support_user)
+    first_data = form_data(project, numbers=numbered(250))
+    first = preview(client, first_data, **HTMX).context["digest"]
+    first_pages = [f"import-preview:{support_user.pk}:{first}:{number}" for number in (1, 2, 3)]
+    assert all(cache.get(key) for key in first_pages)
+
+    preview(client, form_data(project, numbers=numbered(150, area="212")), **HTMX)
+
+    assert not any(cache.get(key) for key in first_pages)
+    page = preview(client, first_data | {"page": "3", "preview_digest": first}, **HTMX)
+    assert previews_read == [250, 150, 250]
+    assertContains(page, "Lines 201–250 of 250")
+
+
+def test_a_page_without_htmx_is_cut_from_the_kept_preview_after_the_form_is_checked(
+    client, support_user, project, previews_read
+):
+    client.force_login(support_user)
+    data = form_data(project, numbers=numbered(250))
+    digest = preview(client, data, **HTMX).context["digest"]
+
+    page = preview(client, data | {"page": "3", "preview_digest": digest})
+
+    assert previews_read == [250]
+    assertContains(page, "Lines 201–250 of 250")
+
+
+def test_a_kept_preview_serves_only_the_person_who_asked_for_it(
+    client, support_user, admin_user, project, previews_read
+):
+    data = form_data(project, numbers=numbered(250))
+    client.force_login(support_user)
+    digest = preview(client, data, **HTMX).context["digest"]
+    colleague = Client()
+    colleague.force_login(admin_user)
+
+    page = preview(colleague, data | {"page": "3", "preview_digest": digest}, **HTMX)
+
+    assert previews_read == [250, 250]
+    assertContains(page, "Lines 201–250 of 250")
+
+
+def test_a_second_large_preview_of_the_same_person_is_refused_before_its_input_is_read(
+    client, support_user, admin_user, project, monkeypatch, csv_files_read
+):
+    client.force_login(support_user)
+    colleague = Client()
+    colleague.force_login(admin_user)
+    large = numbered(LARGE_COUNT)
+    other_large = ("number\n" + numbered(LARGE_COUNT, area="212")).encode()
+    during: dict = {}
+    real_preview = importing.preview
+
+    def other_large_upload() -> dict:
+        return {"csv_file": SimpleUploadedFile("numbers.csv", other_large, "text/csv")}
+
+    def preview_while_others_ask(**arguments):
+        if not during:
+            during["asked"] = True
+            during["same person, large"] = preview(
+                client, form_data(project, numbers="") | other_large_upload(), **HTMX
+            )
+            during["same person, small"] = preview(client, form_data(project), **HTMX)
+            during["colleague, large"] = preview(
+                colleague, form_data(project, numbers="") | other_large_upload(), **HTMX
+            )
+        return real_preview(**arguments)
+
+    monkeypatch.setattr(importing, "preview", preview_while_others_ask)
+    first = preview(client, form_data(project, numbers=large), **HTMX)
+
+    assertContains(during["same person, large"], "A preview of yours is still being prepared")
+    assert "preview" not in during["same person, large"].context
+    assert len(during["same person, small"].context["preview"].rows) == 2
+    assert len(during["colleague, large"].context["preview"].rows) == LARGE_COUNT
+    # Only the colleague's file was read: the refusal came first.
+    assert csv_files_read == [len(other_large)]
+    # (The nested requests' contexts are in `first.context` too: read its page instead.)
+    assertContains(first, f"of {LARGE_COUNT} lines")
+    # The hold ends with the preview.
+    after = preview(client, form_data(project, numbers="") | other_large_upload(), **HTMX)
+    assert len(after.context["preview"].rows) == LARGE_COUNT
+
+
+def test_a_large_preview_that_failed_holds_nothing_back(client, support_user, project, monkeypatch):
+    client.force_login(support_user)
+    data = form_data(project, numbers=numbered(LARGE_COUNT))
+    real_preview = importing.preview
+
+    def failing(**arguments):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(importing, "preview", failing)
+    with pytest.raises(RuntimeError):
+        preview(client, data, **HTMX)
+    monkeypatch.setattr(importing, "preview", real_preview)
+
+    assert len(preview(client, data, **HTMX).context["preview"].rows) == LARGE_COUNT
 
 
 def started_job(project, user, numbers=("+14155550100", "+14155550101")) -> ImportJob:

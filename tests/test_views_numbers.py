@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from phone_numbers.models import ImportJob, NumberImport
+from phone_numbers.models import AuditAction, AuditEntry, ImportJob, NumberImport
 
 pytestmark = pytest.mark.django_db
 
@@ -233,6 +233,53 @@ def test_pages_go_on_without_counting(client, support_user, add_number):
     assert len(shown(first)) == 50 and first.context["has_next"]
     assert len(shown(second)) == 5 and not second.context["has_next"]
     assertContains(second, "Showing 51–55")
+
+
+@pytest.mark.parametrize("typed", ["４１５５５５", "٤١٥٥٥٥", "४१५५५५"])
+def test_decimal_digits_of_any_script_find_the_number_as_ascii_digits_do(
+    client, support_user, add_number, typed
+):
+    add_number("+14155550100")
+    add_number("+442079460958")
+    client.force_login(support_user)
+
+    assert shown(search(client, q=typed)) == ["+14155550100"]
+
+
+@pytest.mark.parametrize("typed", ["²²²", "①②③④", "4155 ²", "Ⅻ"])
+def test_numerals_that_are_not_digits_find_nothing_instead_of_failing(
+    client, support_user, add_number, typed
+):
+    add_number("+14155550100")
+    add_number("+12225550100", friendly_name="Line 222")
+    client.force_login(support_user)
+
+    response = search(client, q=typed)
+
+    assert response.status_code == 200
+    assert shown(response) == []
+
+
+def test_a_nul_anywhere_in_an_exports_query_string_is_recorded_as_a_replacement_character(
+    client, admin_user, add_number
+):
+    add_number("+14155550100")
+    client.force_login(admin_user)
+
+    numbers = client.get(reverse("phone_numbers:number_export"), {"q": "415\x00", "x\x00": "1"})
+    entries = client.get(reverse("phone_numbers:audit_export"), {"person": "ada\x00"})
+
+    assert numbers.status_code == entries.status_code == 200
+    # The form refuses the NUL in q, so that filter is left out, as any invalid filter is.
+    assert "+14155550100" in b"".join(numbers.streaming_content).decode()
+    b"".join(entries.streaming_content)
+    recorded = AuditEntry.objects.filter(
+        action__in=[AuditAction.NUMBERS_EXPORTED, AuditAction.AUDIT_EXPORTED]
+    ).order_by("pk")
+    assert [entry.changes["filters"] for entry in recorded] == [
+        {"q": "415\ufffd", "x\ufffd": "1"},
+        {"person": "ada\ufffd"},
+    ]
 
 
 def test_export_streams_the_current_search_as_csv(client, support_user, add_number):

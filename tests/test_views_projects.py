@@ -196,6 +196,19 @@ def test_project_search_answers_htmx_with_just_the_rows(client, support_user, ma
     assert "HX-Request" in response["Vary"]
 
 
+def test_a_nul_in_a_project_search_is_dropped_before_the_query(client, support_user, make_project):
+    make_project(name="Acme Corp")
+    make_project(name="Globex", space_host="globex.signalwire.com")
+    client.force_login(support_user)
+
+    listed = client.get(reverse("phone_numbers:project_list"), {"q": "Ac\x00me"})
+    picker = client.get(reverse("phone_numbers:import_new"), {"project_q": "Ac\x00me"})
+
+    assert [project.name for project in listed.context["projects"]] == ["Acme Corp"]
+    choices = picker.context["form"].fields["project"].queryset
+    assert [project.name for project in choices] == ["Acme Corp"]
+
+
 def test_project_search_matches_the_name_space_host_project_id_or_notes(make_project):
     acme = make_project(project_id=uuid.UUID("8f0c2a3e-1b2c-4d5e-8f90-123456789abc"))
     globex = make_project(name="Globex", space_host="gx.signalwire.com", notes="Renewal in May")
