@@ -279,6 +279,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         "line",
         "number",
         "status",
+        "number_type",
         "reason",
         "sid",
         "friendly_name",

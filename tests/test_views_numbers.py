@@ -300,6 +300,28 @@ def test_export_streams_the_current_search_as_csv(client, support_user, add_numb
     assert rows[0]["reason"] == "Service Unavailable"
 
 
+def test_number_page_and_numbers_export_show_the_type_each_number_was_sent_with(
+    client, support_user, add_number
+):
+    longcode = add_number("+14155550100")
+    tollfree = add_number("+18005550100", number_type="tollfree")
+    client.force_login(support_user)
+
+    pages = [
+        client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
+        for number in (longcode, tollfree)
+    ]
+    export = client.get(reverse("phone_numbers:number_export"))
+
+    assertContains(pages[0], "<dt>Type</dt><dd>Long code</dd>", html=True)
+    assertContains(pages[1], "<dt>Type</dt><dd>Toll-free</dd>", html=True)
+    rows = csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()))
+    assert [(row["number"], row["number_type"]) for row in rows] == [
+        ("+18005550100", "tollfree"),
+        ("+14155550100", "longcode"),
+    ]
+
+
 def test_export_quotes_free_text_a_spreadsheet_would_run_as_a_formula(
     client, support_user, add_number
 ):
