@@ -140,4 +140,4 @@ def test_five_digits_or_more_must_be_in_the_number_in_that_order_not_only_as_run
     # "+12340002345" holds the runs 1234 and 2345 of "12345", but not "12345".
     [match, _] = add(job(), ["+14155512345", "+12340002345"])
 
-    assert NumberSearchRow.objects.newest_ids("12345", 10) == [match.pk]
+    assert NumberSearchRow.objects.newest_ids(["12345"], 10) == [match.pk]
