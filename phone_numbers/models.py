@@ -470,18 +470,20 @@ def searched_fragments(text: str) -> list[str] | None:
         return None if digits is None else []
     typed = "".join(str(int(char)) if char.isdecimal() else char for char in text.strip())
     typed = typed[4:] if typed.lower().startswith("tel:") else typed
-    without_trunk_zero = "".join(re.findall(r"[0-9]", re.sub(r"\(\s*0\s*\)", "", typed)))
+    without_bracketed_zero = "".join(re.findall(r"[0-9]", re.sub(r"\(\s*0\s*\)", "", typed)))
     if typed.lstrip("( ").startswith(("+", "\uff0b")):
-        starts = [without_trunk_zero]
+        starts = [without_bracketed_zero]
     else:
         starts = [
-            without_trunk_zero[len(prefix) :]
+            without_bracketed_zero[len(prefix) :]
             for prefix in INTERNATIONAL_PREFIXES
-            if without_trunk_zero.startswith(prefix)
-            and len(without_trunk_zero) - len(prefix) >= DIGITS_AFTER_A_PREFIX
+            if without_bracketed_zero.startswith(prefix)
+            and len(without_bracketed_zero) - len(prefix) >= DIGITS_AFTER_A_PREFIX
         ]
         starts += _national_starts(digits)
-    return [digits] + [f"+{start}" for start in dict.fromkeys(starts) if digits not in start]
+    return [digits] + [
+        f"+{start}" for start in dict.fromkeys(starts) if start and digits not in start
+    ]
 
 
 def _national_starts(digits: str) -> list[str]:

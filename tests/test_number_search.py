@@ -84,6 +84,7 @@ def test_a_search_text_gives_its_digits_and_the_number_starts_it_means(make_proj
     assert searched_fragments("+44 20 7946") == ["44207946"]
     assert searched_fragments("1 415 555") == ["1415555"]
     assert searched_fragments("020") == ["020"]
+    assert searched_fragments("+ (0)") == ["0"]  # no start: not every number
     assert searched_fragments("Acme 020") is None
     assert searched_fragments("--") == []
 
