@@ -20,7 +20,7 @@ from phone_numbers.models import (
     NumberSearchRow,
     NumberType,
     Project,
-    searched_digits,
+    searched_fragments,
 )
 from phone_numbers.number_input import (
     CSV_MAX_BYTES,
@@ -361,21 +361,19 @@ class NumberSearchForm(forms.Form):
 
     def page(self, start: int, size: int) -> list[NumberImport]:
         """Rows start to start + size of the search's results, newest first."""
-        numbers = self.filtered(
-            NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
-        )
+        listed = NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
         data = self.given()
         if "q" not in data:
-            return list(numbers.order_by("-pk")[start : start + size])
-        digits = searched_digits(data["q"])
-        if digits and connection.vendor == "postgresql" and set(data) <= {"q", *IN_SEARCH_ROWS}:
+            return list(self.filtered(listed).order_by("-pk")[start : start + size])
+        fragments = searched_fragments(data["q"])
+        if fragments and connection.vendor == "postgresql" and set(data) <= {"q", *IN_SEARCH_ROWS}:
             # The narrow copy holds everything this search asks about (see NumberSearchRow).
             rows = NumberSearchRow.objects.filter(
                 **{name: data[name] for name in IN_SEARCH_ROWS if name in data}
             )
-            page = rows.newest_ids(digits, start + size)[start:]
-            return list(numbers.filter(pk__in=page).order_by("-pk"))
-        return numbers.newest_page(start, size)
+            page = rows.newest_ids(fragments, start + size)[start:]
+            return list(listed.filter(pk__in=page).order_by("-pk"))
+        return self.filtered(listed).newest_page(start, size)
 
     def given(self) -> dict:
         """Every field that validated and is not empty."""

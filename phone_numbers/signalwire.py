@@ -729,7 +729,7 @@ class SignalWireClient:
             raise ValueError("timeout must be a (connect, read) pair of positive seconds")
         if base_url is None:
             space_host = (space_host or "").strip().lower()
-            if not space_host or not re.fullmatch(r"[a-z0-9.-]+(:\d+)?", space_host):
+            if not space_host or not re.fullmatch(r"[a-z0-9.-]+(:[0-9]+)?", space_host):
                 raise ValueError(f"not a Space host name: {space_host!r}")
             base_url = f"https://{space_host}{API_PATH}"
         self.space_host = space_host

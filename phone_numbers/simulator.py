@@ -90,7 +90,9 @@ LEGACY_PREFIX = "/2010-04-01"
 CONTROL_PREFIX = "/__sim__"
 ALL_CAPABILITIES = ("sms", "voice", "fax", "mms")
 NUMBER_TYPES = ("longcode", "tollfree")
-NUMBER_PATTERN = re.compile(r"\+\d{5,30}")
+# The spec's digits are ASCII: `\d` would take other scripts' digits too ("+١٤١٥…"). Always
+# used with fullmatch, so a trailing newline is refused as well (`$` would let it through).
+NUMBER_PATTERN = re.compile(r"\+[0-9]{5,30}")
 ERRORS_URL = "https://signalwire.com/docs/compatibility-api/reference/errors"
 IMPORT_ERRORS_URL = "https://signalwire.com/docs/rest/compatibility-api/overview/error-codes"
 MAX_BODY_BYTES = 1 << 20

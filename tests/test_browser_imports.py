@@ -241,7 +241,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         row = explained.nth(position)
         expect(row).to_contain_text("SignalWire is having trouble. Retry later.")
         expect(row).to_contain_text("SignalWire said: Service Unavailable")
-        expect(row.locator("td").nth(2)).to_have_text("Failed")
+        expect(row.locator("td").nth(3)).to_have_text("Failed")  # after Line, Number, Type
     expect(live.locator("tbody tr", has_text="SignalWire said")).to_have_count(failed)
     save_screenshot(page, "job-finished-with-failures")
 
@@ -279,6 +279,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         "line",
         "number",
         "status",
+        "number_type",
         "reason",
         "sid",
         "friendly_name",

@@ -4,16 +4,24 @@ import pytest
 from django.http import QueryDict
 
 from phone_numbers.forms import NumberSearchForm
-from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow, searched_digits
+from phone_numbers.models import (
+    ImportJob,
+    NumberImport,
+    NumberSearchRow,
+    searched_digits,
+    searched_fragments,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def job(make_project, support_user):
-    def make(project_name="Acme Corp"):
+    def make(project_name="Acme Corp", country="US"):
         project = make_project(
-            name=project_name, space_host=f"{project_name.split()[0].lower()}.signalwire.com"
+            name=project_name,
+            space_host=f"{project_name.split()[0].lower()}.signalwire.com",
+            default_country=country,
         )
         return ImportJob.objects.create(
             project=project,
@@ -61,6 +69,24 @@ def test_decimal_digits_of_any_script_are_read_as_digits_and_other_numerals_make
     assert searched_digits("²²²") is None
     assert searched_digits("①②③④") is None
     assert searched_digits("415 Ⅻ") is None
+
+
+def test_a_search_text_gives_its_digits_and_the_number_starts_it_means(make_project):
+    make_project(default_country="GB")
+    make_project(name="Globex Corp", space_host="globex.signalwire.com", default_country="US")
+
+    assert searched_fragments("0044 20 7946") == ["0044207946", "+44207946"]
+    # 011 is North America's international prefix, and 0114 is Sheffield's area code.
+    assert searched_fragments("011 44 20 7946") == ["01144207946", "+44207946", "+441144207946"]
+    assert searched_fragments("+44 (0)20 7946") == ["440207946", "+44207946"]
+    assert searched_fragments("020 7946") == ["0207946", "+44207946"]
+    # What the digits as typed find anyway is left out: here every US start holds them.
+    assert searched_fragments("+44 20 7946") == ["44207946"]
+    assert searched_fragments("1 415 555") == ["1415555"]
+    assert searched_fragments("020") == ["020"]
+    assert searched_fragments("+ (0)") == ["0"]  # no start: not every number
+    assert searched_fragments("Acme 020") is None
+    assert searched_fragments("--") == []
 
 
 def test_the_copy_follows_every_insert_change_and_delete(job):
@@ -122,6 +148,26 @@ def test_a_digit_search_gives_the_same_rows_whichever_way_it_finds_them(
         assert page(params, 0, 100) == expected, params
 
 
+@pytest.mark.parametrize("recent_rows", [1000, 3])
+@pytest.mark.parametrize(
+    "text", ["0044 20 7946", "00 44 207", "020 794", "+44 (0)20 79", "+44 (0)2"]
+)
+def test_a_number_typed_from_its_start_gives_the_same_rows_whichever_way_they_are_found(
+    job, monkeypatch, recent_rows, text
+):
+    # With a window of 3 rows the newest rows never hold a page: the index must find it.
+    monkeypatch.setattr("phone_numbers.models.RECENT_ROWS", recent_rows)
+    london = add(job("Globex UK", country="GB"), ["+442079460950", "+442079461111"])
+    acme = job()
+    add(acme, ["+12079460950", "+492079460950"])  # the digits after other country codes
+    add(acme, [f"+3312345{index:04d}" for index in range(12)])  # newest, no match
+
+    found = page({"q": text}, 0, 10)
+
+    assert found == [number.number for number in reversed(london)]
+    assert page({"q": text}, 1, 10) == found[1:]
+
+
 def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(job):
     acme = job()
     add(acme, ["+14155550100", "+14155550101"])
@@ -140,4 +186,4 @@ def test_five_digits_or_more_must_be_in_the_number_in_that_order_not_only_as_run
     # "+12340002345" holds the runs 1234 and 2345 of "12345", but not "12345".
     [match, _] = add(job(), ["+14155512345", "+12340002345"])
 
-    assert NumberSearchRow.objects.newest_ids("12345", 10) == [match.pk]
+    assert NumberSearchRow.objects.newest_ids(["12345"], 10) == [match.pk]

@@ -926,6 +926,11 @@ def test_client_repr_names_the_project_but_not_the_token(client):
         ({"timeout": (3.0,)}, "timeout must be a (connect, read) pair of positive seconds"),
         ({"timeout": (0, 10.0)}, "timeout must be a (connect, read) pair of positive seconds"),
         ({"space_host": "acme.com/x"}, "not a Space host name: 'acme.com/x'"),
+        # A port is ASCII digits: int() would read these as 443 and the URL would carry them.
+        (
+            {"space_host": "acme.signalwire.com:٤٤٣"},
+            "not a Space host name: 'acme.signalwire.com:٤٤٣'",
+        ),
         (
             {"base_url": "http://acme.signalwire.com/api"},
             "refusing plain http:// to acme.signalwire.com: SignalWire credentials travel only "

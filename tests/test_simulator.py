@@ -231,6 +231,24 @@ def test_invalid_imports_get_422_in_signalwires_shape(
     assert created(simulator, sim_project) == {}
 
 
+@pytest.mark.parametrize(
+    "number", ["+١٤١٥٥٥٥٠١٠٠", "+１４１５５５５０１００", "+१४१५५५५०१००", "+14155550100\n"]
+)
+@pytest.mark.parametrize("encoding", ["data", "json"])
+def test_a_number_is_ascii_digits_only_and_without_a_trailing_newline(
+    simulator, sim_project, number, encoding
+):
+    # The spec's pattern means 0-9: digits of other scripts, and a newline after the digits
+    # that a `$` would let through, get the 422 any other malformed number gets.
+    response = post_import(
+        simulator, sim_project, **{encoding: {"number": number, "number_type": "longcode"}}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["message"] == "Number is invalid"
+    assert created(simulator, sim_project) == {}
+
+
 def test_malformed_json_body_is_400_with_integer_code(simulator, sim_project):
     response = post_import(
         simulator, sim_project, data="{nope", headers={"Content-Type": "application/json"}

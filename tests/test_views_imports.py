@@ -483,6 +483,25 @@ def test_job_page_explains_a_failure_and_filters_by_status(client, support_user,
     assertNotContains(response, "+14155550101")
 
 
+def test_job_page_and_export_show_the_type_each_number_was_sent_with(client, support_user, project):
+    client.force_login(support_user)
+    job = started_job(project, support_user, numbers=("+14155550100", "+18005550100"))
+    # A row's type can differ from the job's: a CSV's number_type column, or Edit and retry.
+    job.numbers.filter(number="+18005550100").update(number_type="tollfree")
+
+    page = client.get(reverse("phone_numbers:job_detail", args=[job.pk]))
+    export = client.get(reverse("phone_numbers:job_export", args=[job.pk]))
+
+    assertContains(page, "<th>Type</th>", html=True)
+    assertContains(page, "<td>Long code</td>", count=1, html=True)
+    assertContains(page, "<td>Toll-free</td>", count=1, html=True)
+    rows = csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()))
+    assert [(row["number"], row["number_type"]) for row in rows] == [
+        ("+14155550100", "longcode"),
+        ("+18005550100", "tollfree"),
+    ]
+
+
 def test_job_actions_retry_cancel_and_support_may_not_pause(client, support_user, project, sent):
     client.force_login(support_user)
     job = started_job(project, support_user)

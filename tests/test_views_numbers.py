@@ -20,10 +20,12 @@ def add_number(make_project, support_user):
     """Add a number import directly: status, project and ticket as given."""
     projects = {}
 
-    def add(number, status="imported", project="Acme Corp", ticket="", **fields):
+    def add(number, status="imported", project="Acme Corp", ticket="", country="US", **fields):
         if project not in projects:
             projects[project] = make_project(
-                name=project, space_host=f"customer{len(projects)}.signalwire.com"
+                name=project,
+                space_host=f"customer{len(projects)}.signalwire.com",
+                default_country=country,
             )
         job = ImportJob.objects.create(
             project=projects[project],
@@ -86,6 +88,85 @@ def test_an_international_prefix_written_with_spaces_finds_the_number(
     client.force_login(support_user)
 
     assert shown(search(client, q="+44 20 7946")) == ["+442079460958"]
+
+
+LONDON = "+442079460950"
+
+
+@pytest.fixture
+def london_and_lookalikes(add_number):
+    """The London number in a British project, beside US numbers holding parts of its digits."""
+    add_number(LONDON, project="Globex UK", country="GB")
+    add_number("+12079460950")  # Maine: the same ten digits after another country code
+    add_number("+492079460950")  # German, and no project's default country is Germany
+    add_number("+14155550200")  # 020, 0207 and 0044 anywhere, as digits
+    add_number("+14155020700")
+    add_number("+12125550044")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "0044 20 7946 0950",
+        "00442079460950",
+        "011 44 20 7946 0950",
+        "+44 (0)20 7946 0950",
+        "020 7946 0950",
+        "(020) 7946-0950",
+        "(0)20 7946 0950",
+        "tel:0044-20-7946-0950",
+        "００４４ ２０ ７９４６ ０９５０",
+        # Partial: typed from the start, as far as the customer got.
+        "0044 20 7946",
+        "011 44 20 79",
+        "+44 (0)20 7946",
+        "+44(0)2079",
+        "020 7946",
+        "02079",
+    ],
+)
+@pytest.mark.parametrize(
+    "narrowed",
+    [{"status": ""}, {"number_type": "longcode"}],
+    ids=["through the search copy", "through the number imports"],
+)
+def test_a_number_typed_with_an_international_or_trunk_prefix_finds_it_and_only_it(
+    client, support_user, london_and_lookalikes, typed, narrowed
+):
+    client.force_login(support_user)
+
+    assert shown(search(client, q=typed, **narrowed)) == [LONDON]
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("020", ["+14155020700", "+14155550200"]),
+        ("0207", ["+14155020700"]),
+        ("0044", ["+12125550044"]),
+        ("+44 (0)", [LONDON]),
+    ],
+)
+def test_a_prefix_with_fewer_than_four_digits_after_it_is_only_digits_anywhere(
+    client, support_user, london_and_lookalikes, typed, found
+):
+    # "020" alone as likely ends a number as begins one: read as a London start it would list
+    # the whole city. "+44 (0)" says where the number starts, so it means exactly that.
+    client.force_login(support_user)
+
+    assert shown(search(client, q=typed, status="")) == found
+
+
+def test_a_national_form_is_read_in_every_projects_default_country(
+    client, support_user, add_number
+):
+    add_number(LONDON, project="Globex UK", country="GB")
+    add_number("+492079460950", project="Globex DE", country="DE")
+    add_number("+332079460950", project="Acme Corp", country="US")  # France: no FR project
+    client.force_login(support_user)
+
+    assert shown(search(client, q="020 7946 0950")) == ["+492079460950", LONDON]
+    assert shown(search(client, q="020 7946")) == ["+492079460950", LONDON]
 
 
 def test_text_finds_project_ticket_sid_and_friendly_name(client, support_user, add_number):
@@ -298,6 +379,28 @@ def test_export_streams_the_current_search_as_csv(client, support_user, add_numb
     ]
     assert rows[1]["sid"] == "sid-1" and rows[1]["ticket"] == "HD-1"
     assert rows[0]["reason"] == "Service Unavailable"
+
+
+def test_number_page_and_numbers_export_show_the_type_each_number_was_sent_with(
+    client, support_user, add_number
+):
+    longcode = add_number("+14155550100")
+    tollfree = add_number("+18005550100", number_type="tollfree")
+    client.force_login(support_user)
+
+    pages = [
+        client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
+        for number in (longcode, tollfree)
+    ]
+    export = client.get(reverse("phone_numbers:number_export"))
+
+    assertContains(pages[0], "<dt>Type</dt><dd>Long code</dd>", html=True)
+    assertContains(pages[1], "<dt>Type</dt><dd>Toll-free</dd>", html=True)
+    rows = csv.DictReader(io.StringIO(b"".join(export.streaming_content).decode()))
+    assert [(row["number"], row["number_type"]) for row in rows] == [
+        ("+18005550100", "tollfree"),
+        ("+14155550100", "longcode"),
+    ]
 
 
 def test_export_quotes_free_text_a_spreadsheet_would_run_as_a_formula(
