@@ -344,7 +344,8 @@ def start_job(
                     number_type=row.number_type,
                     capabilities=list(row.capabilities),
                 )
-                for row in importable
+                # In the order they were typed: the preview's order puts rows to look at first.
+                for row in sorted(importable, key=lambda row: row.line_number)
             ],
             batch_size=1000,
         )
