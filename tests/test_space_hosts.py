@@ -55,6 +55,13 @@ HOSTILE_HOSTS = [
 HOSTILE_WITH_PORT = ["127.0.0.1:8443", "acme.signalwire.com:8443"]
 
 
+@pytest.fixture(autouse=True)
+def production_space_domains(settings) -> None:
+    # Local mode (the SQLite run) also allows the simulator's signalwire.test; these tests
+    # are about the production default, in either mode.
+    settings.PORTAL_SPACE_HOST_SUFFIXES = ["signalwire.com"]
+
+
 @pytest.fixture
 def requests_sent(monkeypatch) -> list[tuple[str, str]]:
     """Every request the SignalWire client makes, as (host, Authorization); none leaves."""
