@@ -270,15 +270,30 @@ def test_every_support_page_is_accessible(page, live_server, log_in, portal_data
 # A keyboard user must see where they are: the portal's own outline, not the browser's
 # 1px default ring.
 FOCUS_OUTLINE_PX = 2
+NON_TEXT_CONTRAST = 3
 MAX_TABS = 60
 
 
 def focused(page: Page) -> dict:
-    """What has the keyboard's focus: its tag, id, name, text and outline."""
+    """What has the keyboard's focus: its tag, id, name, text, and its outline with the
+    contrast of the outline's colour against the background behind it (WCAG 1.4.11)."""
     return page.evaluate(
         """() => {
             const element = document.activeElement;
             const style = getComputedStyle(element);
+            const rgb = text => text.match(/[\\d.]+/g).map(Number);
+            const luminance = ([r, g, b]) => {
+                const linear = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+                return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+            };
+            // The outline is drawn outside the element: on its parents' background.
+            let behind = element.parentElement;
+            while (behind && rgb(getComputedStyle(behind).backgroundColor)[3] === 0) {
+                behind = behind.parentElement;
+            }
+            const background = behind ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
+            const [light, dark] = [luminance(rgb(style.outlineColor)), luminance(background)]
+                .sort((a, b) => b - a);
             return {
                 tag: element.tagName.toLowerCase(),
                 id: element.id,
@@ -286,6 +301,7 @@ def focused(page: Page) -> dict:
                 text: (element.innerText || element.value || "").trim(),
                 outline: style.outlineStyle,
                 outlineWidth: parseFloat(style.outlineWidth),
+                outlineContrast: (light + 0.05) / (dark + 0.05),
                 focusVisible: element.matches(":focus-visible"),
             };
         }"""
@@ -301,6 +317,7 @@ def tab_to(page: Page, matches, what: str) -> dict:
             assert element["focusVisible"], f"{what} has focus but not :focus-visible"
             assert element["outline"] == "solid", f"{what} shows no focus outline: {element}"
             assert element["outlineWidth"] >= FOCUS_OUTLINE_PX, f"{what}: {element}"
+            assert element["outlineContrast"] >= NON_TEXT_CONTRAST, f"{what}: {element}"
             return element
     raise AssertionError(f"{MAX_TABS} presses of Tab never reached {what}")
 
