@@ -16,7 +16,7 @@ from phone_numbers.models import (
     ImportJob,
     NumberImport,
 )
-from tests.conftest import REPO_DIR
+from tests.conftest import REPO_DIR, save_screenshot
 
 pytestmark = [
     pytest.mark.integration,
@@ -283,7 +283,8 @@ def focused(page: Page) -> dict:
             const style = getComputedStyle(element);
             const rgb = text => text.match(/[\\d.]+/g).map(Number);
             const luminance = ([r, g, b]) => {
-                const linear = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+                const linear = c =>
+                    (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
                 return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
             };
             // The outline is drawn outside the element: on its parents' background.
@@ -291,7 +292,8 @@ def focused(page: Page) -> dict:
             while (behind && rgb(getComputedStyle(behind).backgroundColor)[3] === 0) {
                 behind = behind.parentElement;
             }
-            const background = behind ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
+            const background = behind
+                ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
             const [light, dark] = [luminance(rgb(style.outlineColor)), luminance(background)]
                 .sort((a, b) => b - a);
             return {
@@ -416,3 +418,114 @@ def test_the_main_pages_log_no_console_error_and_every_request_answers(
     icon = page.request.get(f"{live_server.url}/favicon.ico")
     assert icon.ok and icon.headers["content-type"].startswith("image/"), icon.status
     assert not problems, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Words and layout: what people read is a label, a formatted number, a count with separators;
+# nothing wraps that should not. Screenshots of each go to docs/screenshots/words-*.png.
+# ---------------------------------------------------------------------------------------------
+
+# The widths support staff's browsers have: a laptop, and a window beside a helpdesk.
+LAPTOP = {"width": 1280, "height": 900}
+HALF_SCREEN = {"width": 900, "height": 900}
+BIG_IMPORT = 1200
+
+
+def top_of(locator) -> float:
+    return locator.bounding_box()["y"]
+
+
+def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
+    page, live_server, log_in, portal_data
+):
+    page.set_viewport_size(LAPTOP)
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/imports/new/")
+    page.locator("#id_project").select_option(label="Acme Corp (acme.signalwire.com)")
+    lines = [f"+1 212 555 {index:04d}" for index in range(BIG_IMPORT - 1)] + ["(415) 555-0199"]
+    page.locator("#id_numbers").fill("\n".join(lines))
+    page.locator("main").get_by_role("button", name="Preview").click()
+
+    preview = page.locator("#import-preview")
+    expect(preview.locator("button[name=confirm]")).to_have_text("Import 1,200 numbers")
+    expect(preview.locator(".preview-head")).to_contain_text("1,200 to import")
+    expect(preview.locator(".preview-head")).to_contain_text("of 1,200 lines")
+    expect(preview.locator(".pager")).to_contain_text("of 1,200")
+    first = preview.locator("tbody tr").first
+    expect(first.locator("td").nth(2)).to_have_text("+1 212-555-0000")
+    expect(first.locator("td").nth(2).locator("[title]")).to_have_attribute("title", "+12125550000")
+    expect(first.locator("td").nth(4)).to_have_text("Long code")
+    save_screenshot(page, "words-preview-labels-and-counts")
+
+
+def test_a_retried_row_is_named_as_people_read_it(page, live_server, log_in, portal_data):
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/jobs/{portal_data['finished'].pk}/")
+    page.get_by_text("Edit and retry").click()
+    page.locator(".retry-one").get_by_role("button", name="Retry").click()
+
+    expect(page.locator(".messages")).to_have_text("+1 415-555-0101 is being retried.")
+    save_screenshot(page, "words-retry-message")
+
+
+def test_where_is_this_number_keeps_the_countrys_capitals(page, live_server, log_in, portal_data):
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/numbers/where/?number=415 555 0100")
+
+    expect(page.locator("main")).to_contain_text(
+        "Read as +1 415-555-0100 (assumed United States, the project's default country)."
+    )
+    save_screenshot(page, "words-where-is-this-number")
+
+
+def test_the_jobs_list_says_each_jobs_status_and_keeps_job_names_on_one_line(
+    page, live_server, log_in, portal_data
+):
+    page.set_viewport_size(HALF_SCREEN)
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/jobs/")
+
+    header = page.locator("thead th")
+    expect(header.nth(1)).to_have_text("Status")
+    running = page.locator("tbody tr").filter(has_text=f"Job {portal_data['running'].pk}")
+    finished = page.locator("tbody tr").filter(has_text=f"Job {portal_data['finished'].pk}")
+    for row, job in ((running, portal_data["running"]), (finished, portal_data["finished"])):
+        expect(row.locator("td").nth(1)).to_have_text(job.status_for(job.counts()).label)
+    for row in (running, finished):
+        link = row.get_by_role("link", name=re.compile(r"^Job \d+$"))
+        words = link.evaluate("""link => [...link.getClientRects()].length""")
+        assert words == 1, f"{link.text_content()} wraps over {words} lines"
+    save_screenshot(page, "words-jobs-list-status")
+
+
+def test_the_numbers_list_keeps_its_filters_and_rows_on_one_line_and_a_short_url(
+    page, live_server, log_in, portal_data
+):
+    page.set_viewport_size(LAPTOP)
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/")
+    filters = page.locator(".filters-row")
+
+    # The date range reads "Imported [from] to [to]" on one line.
+    assert top_of(filters.locator("#id_imported_to")) == top_of(
+        filters.locator("#id_imported_from")
+    )
+    # A number and its Copy button share one line: the row is as high as a plain one.
+    cell = page.locator("#number-results tbody tr").first.locator("td").first
+    number = cell.get_by_role("link", name="+1 415-555-0100")
+    copy = cell.get_by_role("button", name="Copy +14155550100")
+    assert abs(top_of(copy) - top_of(number)) < number.bounding_box()["height"]
+    save_screenshot(page, "layout-numbers-list")
+
+    # Filtering leaves only what was set in the URL, with htmx...
+    page.locator("#id_capability").select_option("sms")
+    expect(page).to_have_url(f"{live_server.url}/?capability=sms")
+    # ...including "Any status", which is not the default (imported numbers only).
+    page.locator("#id_status").select_option("")
+    expect(page).to_have_url(f"{live_server.url}/?status=&capability=sms")
+    expect(page.locator("#number-results tbody tr")).to_have_count(5)
+    # ...and without htmx, by the Search button.
+    page.locator("#id_q").fill("0101")
+    page.locator("main").get_by_role("button", name="Search").click()
+    expect(page).to_have_url(f"{live_server.url}/?q=0101&status=&capability=sms")
+    expect(page.locator("#number-results tbody tr")).to_have_count(1)

@@ -5,6 +5,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from phone_numbers.models import ImportJob, ImportStatus, JobStatus, NumberType
+
 register = template.Library()
 
 
@@ -32,3 +34,32 @@ def phone(e164: str) -> str:
         )
     except phonenumbers.NumberParseException:
         return e164
+
+
+@register.filter
+def thousands(count: int) -> str:
+    """50000 → "50,000": a big count read at a glance."""
+    return f"{count:,}"
+
+
+@register.filter
+def number_type_label(name: str) -> str:
+    """ "longcode" → "Long code", as NumberType labels it; an unknown name is shown as it is."""
+    try:
+        return NumberType(name).label
+    except ValueError:
+        return name
+
+
+@register.filter
+def lower_first(text: str) -> str:
+    """ "Assumed United States, …" → "assumed United States, …", to follow on in a sentence
+    (the country keeps its capitals)."""
+    return text[:1].lower() + text[1:]
+
+
+@register.filter
+def listed_job_status(job: ImportJob) -> JobStatus:
+    """The status of a job from ImportJob.objects.with_counts(), without another query."""
+    counts = {status: getattr(job, f"count_{status}") for status in ImportStatus.values}
+    return job.status_for(counts | {"total": job.count_total})
