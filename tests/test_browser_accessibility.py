@@ -501,7 +501,7 @@ def test_the_jobs_list_says_each_jobs_status_and_keeps_job_names_on_one_line(
 def test_the_numbers_list_keeps_its_filters_and_rows_on_one_line_and_a_short_url(
     page, live_server, log_in, portal_data
 ):
-    page.set_viewport_size(LAPTOP)
+    page.set_viewport_size(HALF_SCREEN)
     log_in(page, "sam", "support-pass-1")
     visit(page, f"{live_server.url}/")
     filters = page.locator(".filters-row")

@@ -1,8 +1,16 @@
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
-from phone_numbers.templatetags.portal import ago
+from phone_numbers.models import ImportJob, ImportStatus, JobStatus, NumberImport
+from phone_numbers.templatetags.portal import (
+    ago,
+    listed_job_status,
+    lower_first,
+    number_type_label,
+    thousands,
+)
 
 
 def test_ago_says_just_now_in_the_first_minute():
@@ -15,3 +23,36 @@ def test_ago_says_how_long_ago_after_that():
 
 def test_ago_says_never_for_no_time():
     assert ago(None) == "never"
+
+
+def test_thousands_separates_big_counts():
+    assert [thousands(count) for count in (0, 999, 1000, 50000, 1234567)] == [
+        "0",
+        "999",
+        "1,000",
+        "50,000",
+        "1,234,567",
+    ]
+
+
+def test_number_type_label_gives_the_label_people_read():
+    assert number_type_label("longcode") == "Long code"
+    assert number_type_label("tollfree") == "Toll-free"
+    assert number_type_label("shortcode") == "shortcode"
+
+
+def test_lower_first_lowers_only_the_first_letter():
+    assert lower_first("Assumed United States, the project's default country") == (
+        "assumed United States, the project's default country"
+    )
+    assert lower_first("") == ""
+
+
+@pytest.mark.django_db
+def test_listed_job_status_reads_the_counted_statuses(project_job_and_number):
+    job = project_job_and_number["job"]
+    number = project_job_and_number["number"]
+
+    assert listed_job_status(ImportJob.objects.with_counts().get(pk=job.pk)) == JobStatus.QUEUED
+    NumberImport.objects.filter(pk=number.pk).update(status=ImportStatus.IMPORTED)
+    assert listed_job_status(ImportJob.objects.with_counts().get(pk=job.pk)) == JobStatus.COMPLETED
