@@ -16,7 +16,7 @@ from phone_numbers.models import (
     ImportJob,
     NumberImport,
 )
-from tests.conftest import REPO_DIR, save_screenshot
+from tests.conftest import REPO_DIR, SCREENSHOT_DIR, save_screenshot
 
 pytestmark = [
     pytest.mark.integration,
@@ -228,6 +228,15 @@ def test_every_admin_page_and_htmx_state_is_accessible(page, live_server, log_in
     page.locator("#import-preview button[name=confirm]").click()
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     walk.scan(page, "job page, just confirmed")
+
+    # The numbers list's one-number import, opened, and its preview.
+    visit(page, f"{live_server.url}/")
+    page.locator(".single-import-panel summary").click()
+    page.locator("#import-project").select_option(label="Acme Corp (acme.signalwire.com)")
+    page.locator("#single-number").fill("(415) 555-0177")
+    page.locator(".single-import").get_by_role("button", name="Preview").click()
+    expect(page.locator("#import-preview button[name=confirm]")).to_be_visible()
+    walk.scan(page, "numbers list, one-number import preview")
 
     # Check connection: "checking" swapped in by htmx, then the result, polled in.
     visit(page, f"{live_server.url}/projects/{project.pk}/")
@@ -455,7 +464,9 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     expect(first.locator("td").nth(2)).to_have_text("+1 212-555-0000")
     expect(first.locator("td").nth(2).locator("[title]")).to_have_attribute("title", "+12125550000")
     expect(first.locator("td").nth(4)).to_have_text("Long code")
-    save_screenshot(page, "words-preview-labels-and-counts")
+    # The page holds a hundred rows: its top part says it all.
+    preview.locator("h2").scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOT_DIR / "words-preview-labels-and-counts.png")
 
 
 def test_a_retried_row_is_named_as_people_read_it(page, live_server, log_in, portal_data):
