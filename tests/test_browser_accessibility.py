@@ -469,9 +469,15 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     page.screenshot(path=SCREENSHOT_DIR / "words-preview-labels-and-counts.png")
 
 
-def test_a_retried_row_is_named_as_people_read_it(page, live_server, log_in, portal_data):
+def test_the_job_rows_and_a_retried_row_name_numbers_as_people_read_them(
+    page, live_server, log_in, portal_data
+):
     log_in(page, "sam", "support-pass-1")
     visit(page, f"{live_server.url}/jobs/{portal_data['finished'].pk}/")
+    # SignalWire's default friendly name is the bare E.164 number.
+    details = page.locator("tbody tr").first.locator("td").nth(5)
+    expect(details).to_contain_text("+1 415-555-0100")
+    expect(details).not_to_contain_text("+14155550100")
     page.get_by_text("Edit and retry").click()
     page.locator(".retry-one").get_by_role("button", name="Retry").click()
 

@@ -9,6 +9,7 @@ from phone_numbers.templatetags.portal import (
     listed_job_status,
     lower_first,
     number_type_label,
+    readable,
     thousands,
 )
 
@@ -39,6 +40,12 @@ def test_number_type_label_gives_the_label_people_read():
     assert number_type_label("longcode") == "Long code"
     assert number_type_label("tollfree") == "Toll-free"
     assert number_type_label("shortcode") == "shortcode"
+
+
+def test_readable_formats_a_bare_e164_number_and_leaves_other_text():
+    assert readable("+14155550100") == "+1 415-555-0100"
+    assert readable("Front desk +14155550100") == "Front desk +14155550100"
+    assert readable("") == ""
 
 
 def test_lower_first_lowers_only_the_first_letter():

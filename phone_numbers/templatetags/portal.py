@@ -1,3 +1,4 @@
+import re
 from datetime import datetime, timedelta
 
 import phonenumbers
@@ -63,3 +64,13 @@ def listed_job_status(job: ImportJob) -> JobStatus:
     """The status of a job from ImportJob.objects.with_counts(), without another query."""
     counts = {status: getattr(job, f"count_{status}") for status in ImportStatus.values}
     return job.status_for(counts | {"total": job.count_total})
+
+
+E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+@register.filter
+def readable(text: str) -> str:
+    """A text that is a bare E.164 number (SignalWire's default friendly name) shown as
+    people read numbers; any other text as it is."""
+    return phone(text) if E164.fullmatch(text) else text
