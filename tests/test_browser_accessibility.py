@@ -461,8 +461,10 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     expect(preview.locator(".preview-head")).to_contain_text("of 1,200 lines")
     expect(preview.locator(".pager")).to_contain_text("of 1,200")
     first = preview.locator("tbody tr").first
-    expect(first.locator("td").nth(2)).to_have_text("+1 212-555-0000")
-    expect(first.locator("td").nth(2).locator("[title]")).to_have_attribute("title", "+12125550000")
+    number = first.locator("td").nth(2)
+    expect(number.locator(".mono")).to_have_text("+1 212-555-0000")
+    expect(number.locator(".mono")).to_have_attribute("title", "+12125550000")
+    expect(number.get_by_role("button", name="Copy +12125550000")).to_be_visible()
     expect(first.locator("td").nth(4)).to_have_text("Long code")
     # The page holds a hundred rows: its top part says it all.
     preview.locator("h2").scroll_into_view_if_needed()

@@ -203,7 +203,7 @@ def test_support_user_imports_50_pasted_numbers_retries_the_failures_and_exports
         ("011 44 20 7946 0970", "+442079460970", "International number (United Kingdom)"),
     ]:
         cells = preview.locator("tbody tr", has_text=typed).locator("td")
-        expect(cells.nth(2).locator("[title]")).to_have_attribute("title", e164)
+        expect(cells.nth(2).locator(".mono")).to_have_attribute("title", e164)
         expect(cells.nth(3)).to_have_text(how_read)
     save_screenshot(page, "new-import-preview")
 
