@@ -279,6 +279,9 @@ def test_every_support_page_is_accessible(page, live_server, log_in, portal_data
 # A keyboard user must see where they are: the portal's own outline, not the browser's
 # 1px default ring.
 FOCUS_OUTLINE_PX = 2
+# The job page polls every 2 s; htmx settles a swap within 20 ms.
+POLL_MS = 2000
+SETTLE_MS = 200
 NON_TEXT_CONTRAST = 3
 MAX_TABS = 60
 
@@ -372,6 +375,33 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     page.wait_for_url(re.compile(r"/jobs/\d+/$"))
     expect(page.locator("main h1")).to_contain_text("Acme Corp")
     expect(page.locator("main")).to_contain_text("+1 415-555-0150")
+
+    # The page polls while numbers are pending, and replaces what is on it: a focused button
+    # keeps the focus, and an opened "Edit and retry" form stays open.
+    job = ImportJob.objects.order_by("-pk").first()
+    job.numbers.filter(number="+14155550151").update(
+        status="failed", attempts=1, failure_category=FailureCategory.INVALID_INPUT
+    )
+    expect(page.locator(".retry-one summary")).to_be_visible()
+    cancel = lambda e: e["text"] == "Cancel 1 not yet sent"  # noqa: E731
+    tab_to(page, cancel, "the Cancel button")
+    with page.expect_response(lambda response: response.url == page.url):
+        pass  # the next poll
+    page.wait_for_timeout(SETTLE_MS)
+    assert cancel(focused(page)), f"a poll took the focus: {focused(page)}"
+    tab_to(page, lambda e: e["text"] == "Edit and retry", "Edit and retry")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(POLL_MS * 2)
+    expect(page.locator(".retry-one")).to_have_attribute("open", "")
+    tab_to(page, lambda e: e["name"] == "number_type", "the number type")
+    page.keyboard.press("ArrowDown")
+    tab_to(page, lambda e: e["text"] == "Retry", "Retry")
+    page.keyboard.press("Enter")
+    expect(page.locator(".messages")).to_have_text("+1 415-555-0151 is being retried.")
+    assert job.numbers.get(number="+14155550151").number_type == "tollfree"
+    tab_to(page, lambda e: e["text"] == "Cancel 2 not yet sent", "the Cancel button")
+    page.keyboard.press("Enter")
+    expect(page.locator(".messages")).to_have_text("2 numbers not yet sent were cancelled.")
 
     # Open one of its numbers, then go back to the jobs list and open the job again.
     tab_to(page, lambda e: e["text"] == "+1 415-555-0151", "the number's link")

@@ -28,3 +28,42 @@ document.addEventListener("formdata", (event) => {
     }
   }
 }, true);
+
+// The job page's live region is replaced every 2 s while numbers are pending. Whatever had
+// the keyboard's focus in it keeps it: the same link, Copy button or form button in the new
+// content (their targets name them; they have no ids for htmx to restore focus by).
+function focusSelector(element) {
+  const quoted = (value) => `"${CSS.escape(value)}"`;
+  if (element.matches("a[href]")) {
+    return `a[href=${quoted(element.getAttribute("href"))}]`;
+  }
+  if (element.matches("[data-copy]")) {
+    return `[data-copy=${quoted(element.dataset.copy)}]`;
+  }
+  if (element.form && element.form.hasAttribute("action")) {
+    return `form[action=${quoted(element.form.getAttribute("action"))}] button`;
+  }
+  return null;
+}
+
+let focusedBeforeSwap = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const active = document.activeElement;
+  const inside = active && active !== document.body && event.detail.target.contains(active);
+  focusedBeforeSwap = inside ? focusSelector(active) : null;
+});
+document.addEventListener("htmx:afterSwap", () => {
+  if (focusedBeforeSwap) {
+    document.querySelector(focusedBeforeSwap)?.focus();
+    focusedBeforeSwap = null;
+  }
+});
+
+// Nor is a row's "Edit and retry" form, once opened, replaced under the person filling it:
+// the region waits until it is closed or sent.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const region = event.detail.elt;
+  if (region.matches("[hx-trigger^='every']") && region.querySelector("details[open]")) {
+    event.preventDefault();
+  }
+});
