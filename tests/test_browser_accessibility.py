@@ -416,6 +416,21 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     page.wait_for_url(f"{live_server.url}/jobs/{newest.pk}/")
 
 
+def test_the_copy_button_copies_the_e164_form_from_the_keyboard_and_says_so(
+    page, live_server, log_in, portal_data
+):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    log_in(page, "sam", "support-pass-1")
+    visit(page, f"{live_server.url}/numbers/{portal_data['imported'].pk}/")
+
+    tab_to(page, lambda e: e["text"] == "Copy", "the Copy button")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("main h1 .copy")).to_have_text("Copied")
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_have_text("Copied +14155550100")
+    assert page.evaluate("navigator.clipboard.readText()") == "+14155550100"
+
+
 def test_the_main_pages_log_no_console_error_and_every_request_answers(
     page, live_server, log_in, portal_data
 ):

@@ -8,6 +8,7 @@ document.addEventListener("click", (event) => {
   navigator.clipboard.writeText(button.dataset.copy).then(() => {
     const label = button.textContent;
     button.textContent = "Copied";
+    document.getElementById("copy-status").textContent = `Copied ${button.dataset.copy}`;
     setTimeout(() => { button.textContent = label; }, 1200);
   });
 });
