@@ -416,6 +416,30 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     page.wait_for_url(f"{live_server.url}/jobs/{newest.pk}/")
 
 
+def test_what_htmx_changes_on_a_page_is_said_to_screen_readers(
+    page, live_server, log_in, portal_data
+):
+    log_in(page, "sam", "support-pass-1")
+    announcer = page.locator("#announcer")
+    expect(announcer).to_have_attribute("role", "status")
+    # The page as loaded says nothing more than itself.
+    expect(announcer).to_have_text("")
+
+    page.locator("#id_q").press_sequentially("0100", delay=30)
+    expect(page).to_have_url(re.compile(r"q=0100"))
+    expect(announcer).to_have_text("Showing 1–1")
+    page.locator("#id_q").press_sequentially("9", delay=30)
+    expect(announcer).to_have_text(
+        "No numbers match. Only imported numbers are shown: choose “Any status” to see the rest."
+    )
+
+    visit(page, f"{live_server.url}/imports/new/")
+    page.locator("#id_project").select_option(label="Acme Corp (acme.signalwire.com)")
+    page.locator("#id_numbers").fill("+1 415 555 0180\nhello")
+    page.locator("main").get_by_role("button", name="Preview").click()
+    expect(announcer).to_have_text("1 to import 1 rejected of 2 lines")
+
+
 def test_the_copy_button_copies_the_e164_form_from_the_keyboard_and_says_so(
     page, live_server, log_in, portal_data
 ):

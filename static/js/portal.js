@@ -1,5 +1,11 @@
-// The portal's only script: copy-to-clipboard buttons. Loaded as a file, since the
-// Content-Security-Policy allows no inline script.
+// The portal's only script. Loaded as a file, since the Content-Security-Policy allows no
+// inline script.
+
+function announce(text) {
+  document.getElementById("announcer").textContent = text;
+}
+
+// Copy-to-clipboard buttons.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button || !navigator.clipboard) {
@@ -8,7 +14,7 @@ document.addEventListener("click", (event) => {
   navigator.clipboard.writeText(button.dataset.copy).then(() => {
     const label = button.textContent;
     button.textContent = "Copied";
-    document.getElementById("copy-status").textContent = `Copied ${button.dataset.copy}`;
+    announce(`Copied ${button.dataset.copy}`);
     setTimeout(() => { button.textContent = label; }, 1200);
   });
 });
@@ -66,5 +72,22 @@ document.addEventListener("htmx:beforeRequest", (event) => {
   const region = event.detail.elt;
   if (region.matches("[hx-trigger^='every']") && region.querySelector("details[open]")) {
     event.preventDefault();
+  }
+});
+
+// What htmx swaps in says what it shows in its [data-announce] elements (a preview's counts,
+// how many numbers a search found); those of the page as loaded are not read out again.
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-announce]").forEach((element) => {
+    element.dataset.announced = "";
+  });
+});
+document.addEventListener("htmx:afterSettle", () => {
+  const fresh = [...document.querySelectorAll("[data-announce]:not([data-announced])")];
+  fresh.forEach((element) => {
+    element.dataset.announced = "";
+  });
+  if (fresh.length) {
+    announce(fresh.map((element) => element.textContent.replace(/\s+/g, " ").trim()).join(" "));
   }
 });
