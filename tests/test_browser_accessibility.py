@@ -554,6 +554,13 @@ def test_the_job_rows_and_a_retried_row_name_numbers_as_people_read_them(
 
     expect(page.locator(".messages")).to_have_text("+1 415-555-0101 is being retried.")
     save_screenshot(page, "words-retry-message")
+    # The audit log names it the same way.
+    page.locator("header").get_by_role("button", name="Log out").click()
+    log_in(page, "ada", "admin-pass-1")
+    visit(page, f"{live_server.url}/audit/")
+    job_pk = portal_data["finished"].pk
+    retried = page.locator("tbody tr").filter(has_text=f"(job {job_pk})")
+    expect(retried.locator("td").nth(5)).to_contain_text(f"+1 415-555-0101 (job {job_pk})")
 
 
 def test_where_is_this_number_keeps_the_countrys_capitals(page, live_server, log_in, portal_data):

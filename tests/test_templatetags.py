@@ -42,9 +42,11 @@ def test_number_type_label_gives_the_label_people_read():
     assert number_type_label("shortcode") == "shortcode"
 
 
-def test_readable_formats_a_bare_e164_number_and_leaves_other_text():
+def test_readable_formats_every_e164_number_in_a_text_and_leaves_the_rest():
     assert readable("+14155550100") == "+1 415-555-0100"
-    assert readable("Front desk +14155550100") == "Front desk +14155550100"
+    assert readable("+14155550160 (job 5)") == "+1 415-555-0160 (job 5)"
+    assert readable("Front desk, +442079460958") == "Front desk, +44 20 7946 0958"
+    assert readable("PN123+14155550100 12345678901 +12") == "PN123+14155550100 12345678901 +12"
     assert readable("") == ""
 
 

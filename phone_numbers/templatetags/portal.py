@@ -66,11 +66,12 @@ def listed_job_status(job: ImportJob) -> JobStatus:
     return job.status_for(counts | {"total": job.count_total})
 
 
-E164 = re.compile(r"\+[1-9]\d{6,14}")
+# An E.164 number inside a text: "+14155550100 (job 5)", or a friendly name that is one.
+E164_IN_TEXT = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
 
 
 @register.filter
 def readable(text: str) -> str:
-    """A text that is a bare E.164 number (SignalWire's default friendly name) shown as
-    people read numbers; any other text as it is."""
-    return phone(text) if E164.fullmatch(text) else text
+    """Every E.164 number in the text as people read numbers: SignalWire's default friendly
+    name ("+14155550100"), an audit entry's target ("+14155550100 (job 5)")."""
+    return E164_IN_TEXT.sub(lambda match: phone(match.group()), text)
