@@ -353,6 +353,26 @@ def test_a_repeated_confirm_writes_one_import_confirmed_entry(client, support_us
 CONFIRM_ROUNDS = 8
 
 
+def post_at_once(browsers: list[Client], url: str, data: dict) -> list:
+    """POST `data` from every browser in its own thread and connection, released together."""
+    barrier = threading.Barrier(len(browsers))
+    answers: list = []
+
+    def click(browser: Client) -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers.append(browser.post(url, data, headers=HTMX))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=click, args=(browser,)) for browser in browsers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return answers
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL's row locks")
 def test_two_confirms_at_once_write_one_import_confirmed_entry(support_user, project):
@@ -364,21 +384,8 @@ def test_two_confirms_at_once_write_one_import_confirmed_entry(support_user, pro
     for round_number in range(CONFIRM_ROUNDS):
         data = confirm_data(project, numbers=f"+1 415 555 {round_number:04d}")
         digest = browsers[0].post(url, data, headers=HTMX).context["digest"]
-        barrier = threading.Barrier(len(browsers))
-        answers: list = []
 
-        def click(browser: Client) -> None:
-            try:
-                barrier.wait(timeout=10)
-                answers.append(browser.post(url, data | {"confirm": digest}, headers=HTMX))
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=click, args=(browser,)) for browser in browsers]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        answers = post_at_once(browsers, url, data | {"confirm": digest})
 
         assert [answer.status_code for answer in answers] == [200, 200]
         assert len({answer["HX-Redirect"] for answer in answers}) == 1
