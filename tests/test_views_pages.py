@@ -178,6 +178,25 @@ def test_a_duplicate_imported_into_another_project_of_the_space_names_that_proje
     assertContains(response, f">job {earlier.pk}</a>")
 
 
+def test_a_duplicate_names_its_own_projects_import_before_another_projects(
+    client, support_user, project, make_project
+):
+    client.force_login(support_user)
+    own = start(project, support_user, numbers=("+14155550100",))
+    send(own.numbers.get(), FakeSignalWire())
+    sister = make_project(name="Acme Labs", space_host=project.space_host)
+    send(start(sister, support_user, numbers=("+14155550100",)).numbers.get(), FakeSignalWire())
+    later = start(project, support_user, numbers=("+14155550199",))
+    NumberImport.objects.filter(job=later).update(
+        number="+14155550100", status=ImportStatus.FAILED, failure_category="duplicate"
+    )
+
+    response = job_page(client, later)
+
+    assertContains(response, f'into this project in <a href="{own.get_absolute_url()}">')
+    assertNotContains(response, ">Acme Labs</a>")
+
+
 def test_a_duplicate_the_portal_never_imported_is_said_to_be_in_the_space(
     client, support_user, project
 ):
