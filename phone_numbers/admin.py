@@ -24,6 +24,10 @@ class CredentialInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def get_queryset(self, request):
+        # Not shown, so not decrypted: a token no key can read must not break the page.
+        return super().get_queryset(request).defer("token")
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -55,6 +59,9 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display = ["project", "token_last4", "created_at", "revoked_at"]
     fields = CredentialInline.fields
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("token")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -462,6 +462,21 @@ def test_an_unreadable_token_can_be_replaced(client, admin_user, unreadable_toke
     assertNotContains(detail, "cannot be read")
 
 
+def test_an_unreadable_token_leaves_the_django_admin_pages_working(
+    client, admin_user, unreadable_token_project
+):
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    project = unreadable_token_project
+    credential = Credential.objects.defer("token").get(project=project)
+
+    for url in [
+        reverse("admin:phone_numbers_project_change", args=[project.pk]),
+        reverse("admin:phone_numbers_credential_changelist"),
+        reverse("admin:phone_numbers_credential_change", args=[credential.pk]),
+    ]:
+        assert client.get(url).status_code == 200, url
+
+
 def test_support_sees_an_unreadable_token_too_and_is_told_to_ask_an_admin(
     client, support_user, unreadable_token_project
 ):
