@@ -18,10 +18,10 @@ from phonenumbers import (
     ValidationResult,
 )
 
+from phone_numbers.capabilities import CAPABILITIES
 from phone_numbers.countries import country_names
 
 NUMBER_TYPES = ("longcode", "tollfree")
-CAPABILITIES = ("sms", "voice", "fax", "mms")
 MAX_INPUT_LINE_LENGTH = 100
 CSV_MAX_BYTES = 5 * 1024 * 1024
 CSV_TOO_LARGE = f"The file is larger than {CSV_MAX_BYTES // (1024 * 1024)} MB: split it."
@@ -355,6 +355,6 @@ def _capabilities(value: str, line_number: int) -> tuple[str, ...] | None:
     if unknown:
         raise InputError(
             f"Line {line_number}, column capabilities: “{unknown[0]}” is not a capability "
-            "(use sms, voice, fax, mms)."
+            f"(use {', '.join(CAPABILITIES)})."
         )
     return tuple(name for name in CAPABILITIES if name in names)
