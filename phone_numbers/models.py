@@ -269,7 +269,6 @@ class NumberType(models.TextChoices):
     TOLLFREE = "tollfree", "Toll-free"
 
 
-
 class ImportStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUBMITTING = "submitting", "Submitting"

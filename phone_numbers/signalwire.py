@@ -350,9 +350,7 @@ def _capabilities_or_none(value: Any) -> Capabilities | None:
         return None
     # AvailablePhoneNumbers spells them SMS/MMS; accept either case here.
     lowered = {str(key).lower(): flag for key, flag in value.items()}
-    return Capabilities(
-        **{name: lowered.get(name) is True for name in CAPABILITIES}
-    )
+    return Capabilities(**{name: lowered.get(name) is True for name in CAPABILITIES})
 
 
 # --------------------------------------------------------------------------------------------
