@@ -231,7 +231,7 @@ class ImportForm(forms.Form):
             try:
                 cleaned["lines"] = read_csv(upload.read())
             except InputError as exc:
-                self.add_error("csv_file", str(exc))
+                self.add_error("csv_file", exc.problems)
             else:
                 cleaned["source"] = ImportJob.Source.CSV
                 if not cleaned["lines"]:
