@@ -102,7 +102,7 @@ DEMO_PROJECT_ID = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0001"
 DEMO_TOKEN = "PTdemo0000000000000000000000000000000000000000"  # nosec B105
 DEMO_SPACE_HOST = "demo.signalwire.test"
 # A second project `--demo` serves, which `make run` does not add to the portal: someone trying
-# the portal adds it on the New project page, as they would a customer's.
+# the portal adds it on the Add project page, as they would a customer's.
 SECOND_DEMO_PROJECT_ID = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0002"
 SECOND_DEMO_TOKEN = "PTdemo0000000000000000000000000000000000000002"  # nosec B105
 SECOND_DEMO_SPACE_HOST = "second.signalwire.test"

@@ -180,7 +180,7 @@ def test_a_project_posted_to_the_running_simulator_is_served_at_once(runportal_s
 
 
 @pytest.mark.django_db
-def test_the_second_demo_project_is_added_on_the_new_project_page_and_checks_ok(
+def test_the_second_demo_project_is_added_on_the_add_project_page_and_checks_ok(
     client,
     admin_user,
     runportal_simulator,

@@ -103,7 +103,7 @@ def banner_body(login: str, simulator_port: int, extra_projects: list[str]) -> s
         f"{simulator}:",
         f"    Space host {DEMO_SPACE_HOST}, project ID {DEMO_PROJECT_ID},",
         f"    API token {DEMO_TOKEN}",
-        "  To try Projects → New project, the simulator also serves:",
+        "  To try Projects → Add project, the simulator also serves:",
         f"    Space host {SECOND_DEMO_SPACE_HOST}, project ID {SECOND_DEMO_PROJECT_ID},",
         f"    API token {SECOND_DEMO_TOKEN}",
     ]
