@@ -208,7 +208,7 @@ class Command(BaseCommand):
                 # Each part gets its own process group, so stopping one also stops its
                 # children (runserver's reloader, the worker's pool).
                 # Bandit B404/B603 are false alarms: the commands are built here from
-                # sys.executable and fixed arguments, with no shell.
+                # sys.executable and this command's own arguments, with no shell.
                 processes[name] = subprocess.Popen(  # nosec B603
                     command, cwd=settings.BASE_DIR, env=env, start_new_session=True
                 )
