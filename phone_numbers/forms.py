@@ -7,10 +7,10 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
+from phone_numbers.capabilities import CAPABILITIES, CAPABILITY_LABELS
 from phone_numbers.countries import country_choices
 from phone_numbers.importing import refusal_for
 from phone_numbers.models import (
-    ALL_CAPABILITIES,
     AuditAction,
     AuditEntry,
     ImportJob,
@@ -205,8 +205,8 @@ class ImportForm(forms.Form):
         choices=NumberType.choices, initial=NumberType.LONGCODE, widget=forms.RadioSelect
     )
     capabilities = forms.MultipleChoiceField(
-        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
-        initial=ALL_CAPABILITIES,
+        choices=list(CAPABILITY_LABELS.items()),
+        initial=CAPABILITIES,
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one capability."},
     )
@@ -239,7 +239,7 @@ class ImportForm(forms.Form):
 
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
-        return [name for name in ALL_CAPABILITIES if name in chosen]
+        return [name for name in CAPABILITIES if name in chosen]
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -253,7 +253,7 @@ class ImportForm(forms.Form):
             try:
                 cleaned["lines"] = read_csv(upload.read())
             except InputError as exc:
-                self.add_error("csv_file", str(exc))
+                self.add_error("csv_file", exc.problems)
             else:
                 cleaned["source"] = ImportJob.Source.CSV
                 if not cleaned["lines"]:
@@ -277,14 +277,14 @@ class RetryNumberForm(forms.Form):
 
     number_type = forms.ChoiceField(choices=NumberType.choices)
     capabilities = forms.MultipleChoiceField(
-        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
+        choices=list(CAPABILITY_LABELS.items()),
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one capability."},
     )
 
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
-        return [name for name in ALL_CAPABILITIES if name in chosen]
+        return [name for name in CAPABILITIES if name in chosen]
 
 
 # What the numbers list shows of each row: loading only that makes a page about a third quicker.
@@ -341,7 +341,7 @@ class NumberSearchForm(forms.Form):
         label="Type", choices=[("", "Any type")] + NumberType.choices, required=False
     )
     capability = forms.ChoiceField(
-        choices=[("", "Any capability")] + [(name, name.upper()) for name in ALL_CAPABILITIES],
+        choices=[("", "Any capability")] + list(CAPABILITY_LABELS.items()),
         required=False,
     )
     imported_from = forms.DateField(

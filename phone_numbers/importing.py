@@ -23,7 +23,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
-from phone_numbers.connection import ConfigurationError, NoActiveToken, client_for
 from phone_numbers.crypto import DecryptionFailed
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
@@ -49,6 +48,7 @@ from phone_numbers.signalwire import (
     SignalWireClient,
     SignalWireUnavailable,
 )
+from phone_numbers.space_access import ConfigurationError, NoActiveToken, client_for
 
 logger = logging.getLogger(__name__)
 

@@ -285,9 +285,6 @@ class NumberType(models.TextChoices):
     TOLLFREE = "tollfree", "Toll-free"
 
 
-ALL_CAPABILITIES = ["sms", "voice", "fax", "mms"]
-
-
 class ImportStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUBMITTING = "submitting", "Submitting"

@@ -1,5 +1,3 @@
-import csv
-import json
 import math
 import re
 
@@ -22,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, health, importing, logins, previews
+from phone_numbers import audit, exports, health, importing, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     ImportForm,
@@ -158,49 +156,7 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
-    writer = csv.writer(_Echo())
-    header = [
-        "number",
-        "project",
-        "space_host",
-        "status",
-        "number_type",
-        "capabilities",
-        "friendly_name",
-        "sid",
-        "ticket",
-        "imported_by",
-        "job",
-        "created_at",
-        "imported_at",
-        "reason",
-    ]
-
-    def rows():
-        yield writer.writerow(header)
-        for number in numbers.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    number.number,
-                    _csv_cell(number.project.name),
-                    number.project.space_host,
-                    number.status,
-                    number.number_type,
-                    " ".join(number.capabilities),
-                    _csv_cell(number.friendly_name),
-                    number.sid,
-                    _csv_cell(number.job.ticket),
-                    number.job.created_by.get_username() if number.job.created_by else "",
-                    number.job_id,
-                    number.created_at.isoformat(),
-                    number.imported_at.isoformat() if number.imported_at else "",
-                    _csv_cell(_reason(number)),
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="numbers.csv"'
-    return response
+    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv")
 
 
 @require_GET
@@ -688,68 +644,17 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(number_import.job)
 
 
-def _reason(number: NumberImport) -> str:
-    return number.error_message if number.status != ImportStatus.IMPORTED else ""
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for streaming CSV."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @permission_required("phone_numbers.view_importjob", raise_exception=True)
 def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
     audit.record(request, AuditAction.JOB_EXPORTED, job=job)
-    writer = csv.writer(_Echo())
-    header = [
-        "line",
-        "number",
-        "status",
-        "number_type",
-        "reason",
-        "sid",
-        "friendly_name",
-        "attempts",
-        "imported_at",
-    ]
-
-    def rows():
-        yield writer.writerow(header)
-        for number in job.numbers.order_by("pk").iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    number.input_line or "",
-                    number.number,
-                    number.status,
-                    number.number_type,
-                    _csv_cell(_reason(number)),
-                    number.sid,
-                    _csv_cell(number.friendly_name),
-                    number.attempts,
-                    number.imported_at.isoformat() if number.imported_at else "",
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="import-job-{job.pk}.csv"'
-    return response
+    return exports.csv_response(
+        job.numbers.order_by("pk"), exports.JOB_COLUMNS, f"import-job-{job.pk}.csv"
+    )
 
 
 AUDIT_PAGE_SIZE = 100
-AUDIT_EXPORT_HEADER = [
-    "time",
-    "person",
-    "ip_address",
-    "action",
-    "project",
-    "job",
-    "target",
-    "changes",
-]
 
 
 @require_GET
@@ -779,15 +684,6 @@ def _entry_id(text: str) -> int | None:
     return int(text) if re.fullmatch(r"[0-9]{1,19}", text) else None
 
 
-def _csv_cell(value: object) -> object:
-    # A cell starting with = + - @ is a formula to a spreadsheet; free text (a ticket, a
-    # project's or number's name, SignalWire's message, a failed login's username) may be
-    # typed to look like one, so such cells are quoted. E.164 numbers are left as they are.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @require_GET
 @permission_required("phone_numbers.view_auditentry", raise_exception=True)
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
@@ -797,28 +693,7 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     audit.record(
         request, AuditAction.AUDIT_EXPORTED, changes={"filters": _filters_as_typed(request)}
     )
-    writer = csv.writer(_Echo())
-
-    def rows():
-        yield writer.writerow(AUDIT_EXPORT_HEADER)
-        for entry in entries.iterator(chunk_size=2000):
-            yield writer.writerow(
-                _csv_cell(value)
-                for value in [
-                    entry.created_at.isoformat(),
-                    entry.username,
-                    entry.ip_address or "",
-                    entry.get_action_display(),
-                    entry.project.name if entry.project else "",
-                    entry.job_id or "",
-                    entry.target,
-                    json.dumps(entry.changes, sort_keys=True) if entry.changes else "",
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
-    return response
+    return exports.csv_response(entries, exports.AUDIT_COLUMNS, "audit.csv")
 
 
 @login_not_required

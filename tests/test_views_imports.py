@@ -213,6 +213,27 @@ def test_a_bad_csv_is_refused_naming_the_line(client, support_user, project):
     assert not ImportJob.objects.exists()
 
 
+def test_a_csv_with_several_bad_rows_lists_each_and_nothing_is_saved(
+    client, support_user, project, sent
+):
+    client.force_login(support_user)
+    data = form_data(project, numbers="") | {"confirm": "0" * 64}
+
+    for headers in (HTMX, {}):
+        upload = SimpleUploadedFile(
+            "numbers.csv",
+            b"number,capabilities\n+14155550100,telex\n+14155550101,sms\n+1415,video\n",
+        )
+        response = preview(client, data | {"csv_file": upload}, **headers)
+
+        assertContains(response, "2 rows of the CSV need correcting")
+        assertContains(response, "Line 2, column capabilities: “telex”")
+        assertContains(response, "Line 4, column capabilities: “video”")
+    assert not ImportJob.objects.exists()
+    assert not NumberImport.objects.exists()
+    assert sent == []
+
+
 def test_pasting_and_uploading_at_once_is_refused(client, support_user, project):
     client.force_login(support_user)
     upload = SimpleUploadedFile("numbers.csv", b"number\n+14155550100\n")
