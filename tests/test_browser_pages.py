@@ -100,3 +100,8 @@ def test_project_page_shows_job_statuses_in_words_and_a_number_its_story(
     expect(story).to_contain_text("Attempt 1: failed: Already in the project")
     assert NumberImport.objects.get(pk=duplicate.pk).status == ImportStatus.FAILED
     save_screenshot(page, "number-story")
+
+    page.go_back()
+    page.locator("section#numbers").get_by_role("link", name="+1 415-555-0100").click()
+    expect(page.locator("pre.response-json")).to_contain_text('"voice": true')
+    save_screenshot(page, "number-signalwire-json")
