@@ -635,14 +635,19 @@ def test_the_ticket_field_says_its_limit(client, support_user, project):
     client.force_login(support_user)
 
     page = client.get(reverse("phone_numbers:import_new"))
+    home = client.get(reverse("phone_numbers:home"))
     crafted = client.post(
         reverse("phone_numbers:import_new"),
         confirm_data(project) | {"ticket": "T" * 150},
         headers=HTMX,
     )
 
-    assertContains(page, 'maxlength="100"')
-    assertContains(page, "Optional, up to 100 characters.")
+    for form_page in (page, home):
+        assertContains(form_page, 'maxlength="100"')
+        assertContains(form_page, "Optional, up to 100 characters.")
+    # The one-number form's hint is the one its field names as its description.
+    assertContains(home, 'aria-describedby="import-ticket_helptext"')
+    assertContains(home, '<p class="help" id="import-ticket_helptext">')
     assertContains(
         crafted,
         "The ticket reference can have at most 100 characters (this one has 150): shorten it.",
