@@ -477,6 +477,19 @@ def test_an_unreadable_token_leaves_the_django_admin_pages_working(
         assert client.get(url).status_code == 200, url
 
 
+def test_nothing_is_previewed_for_a_project_whose_token_cannot_be_read(
+    client, support_user, unreadable_token_project
+):
+    client.force_login(support_user)
+
+    response = client.post(
+        reverse("phone_numbers:import_new"), confirm_data(unreadable_token_project), headers=HTMX
+    )
+
+    assertContains(response, "This project&#x27;s API token cannot be read")
+    assertNotContains(response, 'name="confirm"')
+
+
 def test_support_sees_an_unreadable_token_too_and_is_told_to_ask_an_admin(
     client, support_user, unreadable_token_project
 ):
