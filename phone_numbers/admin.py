@@ -3,6 +3,8 @@ from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from phone_numbers import logins
 from phone_numbers.accounts import assignable_groups
@@ -24,7 +26,7 @@ class CredentialInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
         # Not shown, so not decrypted: a token no key can read must not break the page.
         return super().get_queryset(request).defer("token")
 
@@ -60,7 +62,7 @@ class CredentialAdmin(admin.ModelAdmin):
     fields = CredentialInline.fields
     readonly_fields = fields
 
-    def get_queryset(self, request):
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
         return super().get_queryset(request).defer("token")
 
     def has_add_permission(self, request) -> bool:
