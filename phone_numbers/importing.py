@@ -287,6 +287,11 @@ def refusal_for(project: Project) -> str:
         )
     if project.active_credential is None:
         return "This project has no API token: ask an admin to add one on the project page."
+    if project.has_unreadable_token:
+        return (
+            "This project's API token cannot be read with the portal's keys: ask an admin to "
+            "enter it again on the project page."
+        )
     return ""
 
 

@@ -148,7 +148,7 @@ def test_a_list_changed_after_the_preview_is_previewed_again(client, support_use
         ({"capabilities": []}, "Choose at least one capability."),
         ({"number_type": "mobile"}, "Select a valid choice"),
         ({"project": ""}, "Choose the project to import into."),
-        ({"ticket": "x" * 101}, "Ensure this value has at most 100 characters"),
+        ({"ticket": "x" * 101}, "at most 100 characters (this one has 101): shorten it"),
     ],
 )
 def test_bad_input_names_the_field_to_fix(client, support_user, project, overrides, message):
