@@ -6,7 +6,7 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
-from phone_numbers.views import LoginView
+from phone_numbers.views import LoginView, admin_login
 
 urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
@@ -17,6 +17,8 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    # Before the admin's own URLs, which it replaces (see admin_login).
+    path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages that name no icon (the admin's, a bare error).
     path(

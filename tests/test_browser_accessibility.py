@@ -585,7 +585,7 @@ def test_the_jobs_list_says_each_jobs_status_and_keeps_job_names_on_one_line(
     running = page.locator("tbody tr").filter(has_text=f"Job {portal_data['running'].pk}")
     finished = page.locator("tbody tr").filter(has_text=f"Job {portal_data['finished'].pk}")
     for row, job in ((running, portal_data["running"]), (finished, portal_data["finished"])):
-        expect(row.locator("td").nth(1)).to_have_text(job.status_for(job.counts()).label)
+        expect(row.locator("td").nth(1)).to_have_text(job.status_text(job.counts()))
     for row in (running, finished):
         link = row.get_by_role("link", name=re.compile(r"^Job \d+$"))
         words = link.evaluate("""link => [...link.getClientRects()].length""")

@@ -1,12 +1,9 @@
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
-from phone_numbers.models import ImportJob, ImportStatus, JobStatus, NumberImport
 from phone_numbers.templatetags.portal import (
     ago,
-    listed_job_status,
     lower_first,
     number_type_label,
     readable,
@@ -55,13 +52,3 @@ def test_lower_first_lowers_only_the_first_letter():
         "assumed United States, the project's default country"
     )
     assert lower_first("") == ""
-
-
-@pytest.mark.django_db
-def test_listed_job_status_reads_the_counted_statuses(project_job_and_number):
-    job = project_job_and_number["job"]
-    number = project_job_and_number["number"]
-
-    assert listed_job_status(ImportJob.objects.with_counts().get(pk=job.pk)) == JobStatus.QUEUED
-    NumberImport.objects.filter(pk=number.pk).update(status=ImportStatus.IMPORTED)
-    assert listed_job_status(ImportJob.objects.with_counts().get(pk=job.pk)) == JobStatus.COMPLETED

@@ -1,4 +1,5 @@
 import re
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import phonenumbers
@@ -6,7 +7,8 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from phone_numbers.models import ImportJob, ImportStatus, JobStatus, NumberType
+from phone_numbers.capabilities import CAPABILITY_LABELS
+from phone_numbers.models import NumberType
 
 register = template.Library()
 
@@ -21,9 +23,16 @@ def ago(moment: datetime | None) -> str:
     return f"{timesince(moment)} ago"
 
 
+@register.simple_tag
+def capability_choices() -> list[tuple[str, str]]:
+    """Every capability as (name, label), for a form written out in a template."""
+    return list(CAPABILITY_LABELS.items())
+
+
 @register.filter
-def split(text: str) -> list[str]:
-    return text.split()
+def capability_labels(names: Iterable[str]) -> str:
+    """["sms", "voice"] → "SMS, Voice"; a name the portal does not know is shown as it is."""
+    return ", ".join(CAPABILITY_LABELS.get(name, name) for name in names)
 
 
 @register.filter
@@ -57,13 +66,6 @@ def lower_first(text: str) -> str:
     """ "Assumed United States, …" → "assumed United States, …", to follow on in a sentence
     (the country keeps its capitals)."""
     return text[:1].lower() + text[1:]
-
-
-@register.filter
-def listed_job_status(job: ImportJob) -> JobStatus:
-    """The status of a job from ImportJob.objects.with_counts(), without another query."""
-    counts = {status: getattr(job, f"count_{status}") for status in ImportStatus.values}
-    return job.status_for(counts | {"total": job.count_total})
 
 
 # An E.164 number inside a text: "+14155550100 (job 5)", or a friendly name that is one.
