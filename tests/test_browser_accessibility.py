@@ -418,6 +418,31 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     page.wait_for_url(f"{live_server.url}/jobs/{newest.pk}/")
 
 
+# WCAG 1.4.10: at 320 CSS pixels wide (a 1280 px window at 400 %), nothing but a table scrolls
+# sideways.
+NARROW = {"width": 320, "height": 700}
+
+
+def test_the_pages_reflow_into_a_narrow_window(page, live_server, log_in, portal_data):
+    page.set_viewport_size(NARROW)
+    log_in(page, "sam", "support-pass-1")
+    too_wide = {}
+    for path in [
+        "/",
+        "/imports/new/",
+        f"/jobs/{portal_data['finished'].pk}/",
+        f"/numbers/{portal_data['failed'].pk}/",
+        f"/projects/{portal_data['project'].pk}/",
+        "/numbers/where/?number=4155550100",
+    ]:
+        visit(page, live_server.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > NARROW["width"]:
+            too_wide[path] = width
+    save_screenshot(page, "layout-narrow-window")
+    assert not too_wide, f"pages wider than {NARROW['width']} px: {too_wide}"
+
+
 def test_what_htmx_changes_on_a_page_is_said_to_screen_readers(
     page, live_server, log_in, portal_data
 ):
