@@ -150,6 +150,8 @@ def portal_data(make_project, admin_user, support_user, no_sending) -> dict:
 def visit(page: Page, url: str) -> None:
     page.goto(url)
     expect(page.locator("main h1")).to_be_visible()
+    # A template comment over two lines is printed, not hidden.
+    expect(page.locator("body")).not_to_contain_text("{#")
 
 
 def test_pages_with_nothing_yet_are_accessible(page, live_server, log_in, admin_user):
