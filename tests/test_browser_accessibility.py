@@ -549,7 +549,8 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     log_in(page, "sam", "support-pass-1")
     visit(page, f"{live_server.url}/imports/new/")
     page.locator("#id_project").select_option(label="Acme Corp (acme.signalwire.com)")
-    lines = [f"+1 212 555 {index:04d}" for index in range(BIG_IMPORT - 1)] + ["(415) 555-0199"]
+    # A toll-free number in a long code import is offered both types, by their labels.
+    lines = [f"+1 212 555 {index:04d}" for index in range(BIG_IMPORT - 1)] + ["1 800 555 0199"]
     page.locator("#id_numbers").fill("\n".join(lines))
     page.locator("main").get_by_role("button", name="Preview").click()
 
@@ -558,7 +559,10 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     expect(preview.locator(".preview-head")).to_contain_text("1,200 to import")
     expect(preview.locator(".preview-head")).to_contain_text("of 1,200 lines")
     expect(preview.locator(".pager")).to_contain_text("of 1,200")
-    first = preview.locator("tbody tr").first
+    toll_free = preview.locator("tbody tr").first
+    expect(toll_free.locator("td").nth(2).locator(".mono")).to_have_text("+1 800-555-0199")
+    expect(toll_free.locator("select option")).to_have_text(["Toll-free", "Long code"])
+    first = preview.locator("tbody tr").nth(1)
     number = first.locator("td").nth(2)
     expect(number.locator(".mono")).to_have_text("+1 212-555-0000")
     expect(number.locator(".mono")).to_have_attribute("title", "+12125550000")
