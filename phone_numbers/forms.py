@@ -3,10 +3,11 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 from django.views.decorators.debug import sensitive_variables
 
+from phone_numbers import search
 from phone_numbers.capabilities import CAPABILITIES, CAPABILITY_LABELS
 from phone_numbers.countries import country_choices
 from phone_numbers.importing import refusal_for
@@ -16,10 +17,8 @@ from phone_numbers.models import (
     ImportJob,
     ImportStatus,
     NumberImport,
-    NumberSearchRow,
     NumberType,
     Project,
-    searched_fragments,
 )
 from phone_numbers.number_input import (
     CSV_MAX_BYTES,
@@ -287,24 +286,6 @@ class RetryNumberForm(forms.Form):
         return [name for name in CAPABILITIES if name in chosen]
 
 
-# What the numbers list shows of each row: loading only that makes a page about a third quicker.
-LISTED = [
-    "number",
-    "number_type",
-    "capabilities",
-    "status",
-    "friendly_name",
-    "imported_at",
-    "created_at",
-    "project__name",
-    "job__ticket",
-    "job__created_by__username",
-]
-
-# The filters that NumberSearchRow holds besides the number.
-IN_SEARCH_ROWS = ["status", "project"]
-
-
 class NumberSearchForm(forms.Form):
     """The numbers list's search box and filters; every field is optional.
 
@@ -385,19 +366,7 @@ class NumberSearchForm(forms.Form):
 
     def page(self, start: int, size: int) -> list[NumberImport]:
         """Rows start to start + size of the search's results, newest first."""
-        listed = NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
-        data = self.given()
-        if "q" not in data:
-            return list(self.filtered(listed).order_by("-pk")[start : start + size])
-        fragments = searched_fragments(data["q"])
-        if fragments and connection.vendor == "postgresql" and set(data) <= {"q", *IN_SEARCH_ROWS}:
-            # The narrow copy holds everything this search asks about (see NumberSearchRow).
-            rows = NumberSearchRow.objects.filter(
-                **{name: data[name] for name in IN_SEARCH_ROWS if name in data}
-            )
-            page = rows.newest_ids(fragments, start + size)[start:]
-            return list(listed.filter(pk__in=page).order_by("-pk"))
-        return self.filtered(listed).newest_page(start, size)
+        return search.page(self.given(), start, size)
 
     def given(self) -> dict:
         """Every field that validated and is not empty."""
@@ -406,24 +375,7 @@ class NumberSearchForm(forms.Form):
 
     def filtered(self, numbers: "QuerySet[NumberImport]") -> "QuerySet[NumberImport]":
         """`numbers` narrowed by every field that validated."""
-        data = self.given()
-        if "q" in data:
-            numbers = numbers.search(data["q"])
-        lookups = {
-            "project": "project",
-            "status": "status",
-            "number_type": "number_type",
-            "imported_from": "imported_at__date__gte",
-            "imported_to": "imported_at__date__lte",
-            "imported_by": "job__created_by",
-            "ticket": "job__ticket__icontains",
-        }
-        numbers = numbers.filter(
-            **{lookup: data[name] for name, lookup in lookups.items() if name in data}
-        )
-        if "capability" in data:
-            numbers = numbers.filter(capabilities__contains=[data["capability"]])
-        return numbers
+        return search.filtered(numbers, self.given())
 
 
 class AuditFilterForm(forms.Form):
