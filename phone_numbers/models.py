@@ -342,20 +342,6 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class ImportJobQuerySet(models.QuerySet):
-    def with_counts(self) -> "ImportJobQuerySet":
-        """Annotate `count_<status>` for every number import status, and `count_total`."""
-        counts = {
-            f"count_{status}": models.Count("numbers", filter=Q(numbers__status=status))
-            for status in ImportStatus.values
-        }
-        return self.annotate(
-            count_total=models.Count("numbers"),
-            count_retrying=models.Count("numbers", filter=_retrying("numbers__")),
-            **counts,
-        )
-
-
 def _retrying(prefix: str = "") -> Q:
     """Unfinished numbers that were tried before: waiting for their next try, or in it."""
     return Q(**{f"{prefix}status": ImportStatus.PENDING, f"{prefix}attempts__gt": 0}) | Q(
@@ -386,8 +372,6 @@ class ImportJob(models.Model):
     pause_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ImportJobQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-pk"]
         permissions = [("pause_importjob", "Can pause and resume import jobs")]
@@ -401,14 +385,30 @@ class ImportJob(models.Model):
     def counts(self) -> dict[str, int]:
         """Number imports by status, every status present, plus `total`, and `retrying`: the
         unfinished ones that were tried before."""
+        return ImportJob.counts_of([self.pk])[self.pk]
+
+    @staticmethod
+    def counts_of(job_ids: list[int]) -> dict[int, dict[str, int]]:
+        """`counts()` of each of these jobs, in one query that reads only their numbers.
+
+        A list shows a page of jobs: counting every job's numbers to show fifty of them read
+        a million rows at a million numbers (README, "Benchmarks").
+        """
         rows = (
-            self.numbers.values("status")
+            NumberImport.objects.filter(job__in=job_ids)
+            .values("job", "status")
             .annotate(n=models.Count("pk"), retrying=models.Count("pk", filter=_retrying()))
             .order_by()
         )
-        counts = dict.fromkeys(ImportStatus.values, 0) | {row["status"]: row["n"] for row in rows}
-        counts["total"] = sum(counts.values())
-        counts["retrying"] = sum(row["retrying"] for row in rows)
+        counts = {
+            job: dict.fromkeys(ImportStatus.values, 0) | {"total": 0, "retrying": 0}
+            for job in job_ids
+        }
+        for row in rows:
+            job = counts[row["job"]]
+            job[row["status"]] = row["n"]
+            job["total"] += row["n"]
+            job["retrying"] += row["retrying"]
         return counts
 
     def status_for(self, counts: dict[str, int]) -> JobStatus:

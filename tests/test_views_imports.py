@@ -686,6 +686,26 @@ def test_jobs_list_makes_the_same_queries_for_one_job_or_many(client, support_us
     assertContains(client.get(reverse("phone_numbers:job_list")), "<progress", count=4)
 
 
+def test_jobs_list_counts_the_numbers_of_the_jobs_it_shows_only(
+    client, support_user, make_project, monkeypatch
+):
+    monkeypatch.setattr("phone_numbers.views.JOBS_PAGE_SIZE", 2)
+    client.force_login(support_user)
+    jobs = [
+        started_job(
+            make_project(name=f"Customer {i}", space_host=f"c{i}.signalwire.com"), support_user
+        )
+        for i in range(3)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("phone_numbers:job_list"))
+
+    counting = [query["sql"] for query in queries if "phone_numbers_numberimport" in query["sql"]]
+    shown = f"IN ({jobs[2].pk}, {jobs[1].pk})"
+    assert counting and all(shown in sql for sql in counting), counting
+
+
 def test_a_poll_of_the_live_job_page_makes_the_same_queries_for_10_numbers_or_500(
     client, support_user, make_project
 ):
