@@ -397,7 +397,9 @@ class ImportJob(models.Model):
         rows = (
             NumberImport.objects.filter(job__in=job_ids)
             .values("job", "status")
-            .annotate(n=models.Count("pk"), retrying=models.Count("pk", filter=_retrying()))
+            # Counting the (never null) status, not the ids: the ids are not in the index of
+            # the counts, which then answers alone.
+            .annotate(n=models.Count("status"), retrying=models.Count("status", filter=_retrying()))
             .order_by()
         )
         counts = {
@@ -451,7 +453,10 @@ class ImportJob(models.Model):
 class NumberImport(models.Model):
     """One number inside a job, with its own status, attempts and SignalWire's answer."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="numbers")
+    # Indexed with the id (numberimport_job_rows below), in the order the job page lists them.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="numbers", db_index=False
+    )
     # The job's project, repeated so one constraint can span every job of the project.
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="numbers")
     number = models.CharField(max_length=32, help_text="E.164")
@@ -494,7 +499,12 @@ class NumberImport(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["job", "status"], name="numberimport_job_status"),
+            # The job page's rows, oldest first: with the job alone PostgreSQL walks the whole
+            # table's ids for a large job's first page (385 ms at 50,000 of a million numbers).
+            models.Index(fields=["job", "id"], name="numberimport_job_rows"),
+            # A job's counts (ImportJob.counts_of) read this index alone, never the table:
+            # attempts tells the ones retrying (118 ms of table reads at 50,000 numbers).
+            models.Index(fields=["job", "status", "attempts"], name="numberimport_job_counts"),
             models.Index(fields=["status", "next_attempt_at"], name="numberimport_status_due"),
             # queue_pending's two questions, how many of the job's numbers are in flight and
             # which are next, read only the rows they ask about: otherwise the first walks all

@@ -485,3 +485,22 @@ def test_newest_page_gives_the_same_rows_whichever_plan_it_picks(add_number, mon
 
     assert first == expected[:5]
     assert third == expected[10:12]
+
+
+@pytest.mark.parametrize("query", ["", "project=1", "project=nonsense"])
+def test_the_quick_project_select_writes_djangos_own_html(make_project, query):
+    from django import forms
+    from django.http import QueryDict
+
+    from phone_numbers.forms import NumberSearchForm
+
+    make_project(name="Acme & Sons", space_host="acme.signalwire.com")
+    make_project(name="Globex", space_host="globex.signalwire.com")
+    search = NumberSearchForm(QueryDict(query))
+    quick = str(search["project"])
+    django_select = forms.Select(attrs=search.fields["project"].widget.attrs)
+    django_select.choices = search.fields["project"].widget.choices
+    search.fields["project"].widget = django_select
+
+    assert quick == str(search["project"]).replace("\n\n", "\n")
+    assert "Acme &amp; Sons" in quick
