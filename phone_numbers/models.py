@@ -748,21 +748,44 @@ class NumberImport(models.Model):
         back (recovery gave it to another task). With `taken_back_too`, the row moves whatever
         became of it since, unless it is imported: SignalWire's answer that it created the
         number is the truth, however late it comes."""
-        fields["updated_at"] = timezone.now()
-        rows = NumberImport.objects.filter(pk=self.pk)
+        now = fields["updated_at"] = timezone.now()
+        at = connection.ops.adapt_datetimefield_value
         if taken_back_too:
-            rows = rows.exclude(status=ImportStatus.IMPORTED)
+            where, params = "id = %s AND status <> %s", [self.pk, ImportStatus.IMPORTED]
         else:
-            rows = rows.filter(status=ImportStatus.SUBMITTING, claimed_at=self.claimed_at)
-        with transaction.atomic():
-            moved = rows.update(**fields)
+            where = "id = %s AND status = %s AND claimed_at " + (
+                "IS NULL" if self.claimed_at is None else "= %s"
+            )
+            params = [self.pk, ImportStatus.SUBMITTING]
+            if self.claimed_at is not None:
+                params.append(at(self.claimed_at))
+        # In SQL, as the claim: built by the ORM, these two statements took 1.5 ms of a
+        # worker's CPU for every number.
+        assignments, values = [], []
+        for name, value in fields.items():
+            field = NumberImport._meta.get_field(name)
+            assignments.append(f"{field.column} = %s")
+            values.append(field.get_db_prep_save(value, connection))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE phone_numbers_numberimport SET {', '.join(assignments)} WHERE {where}",
+                values + params,
+            )
+            moved = cursor.rowcount
             if moved:
-                self.attempt_log.create(
-                    started_at=self.claimed_at or fields["updated_at"],
-                    outcome=outcome,
-                    http_status=fields.get("http_status"),
-                    error_code=fields.get("error_code", ""),
-                    message=fields.get("error_message", ""),
+                cursor.execute(
+                    "INSERT INTO phone_numbers_importattempt (number_import_id, started_at,"
+                    " finished_at, outcome, http_status, error_code, message)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        self.pk,
+                        at(self.claimed_at or now),
+                        at(now),
+                        outcome,
+                        fields.get("http_status"),
+                        fields.get("error_code", ""),
+                        fields.get("error_message", ""),
+                    ],
                 )
         if moved:
             # Plain values, as written: no need to read the row back.
