@@ -368,7 +368,8 @@ def queue_pending(job: ImportJob) -> int:
     """Send tasks for the job's next pending numbers, up to its concurrency; return how many.
 
     Its four statements are written in SQL: a worker runs them for every number it finishes,
-    and built by the ORM they took 3 ms of CPU, ten times what they cost (README, Benchmarks).
+    and built by the ORM they took 2.9 ms of CPU, seven times what they take written out
+    (README, Benchmarks).
     """
     at = connection.ops.adapt_datetimefield_value
     now = timezone.now()

@@ -725,7 +725,7 @@ class NumberImport(models.Model):
         reading the row again; a row changed meanwhile has a task of its own to come.
 
         Written in SQL: a worker runs it for every number, and built by the ORM it took 2 ms
-        of CPU, thirty times what the statement itself costs (README, Benchmarks).
+        of CPU, twenty times what the statement as written costs (README, Benchmarks).
         """
         now = timezone.now()
         at = connection.ops.adapt_datetimefield_value

@@ -51,7 +51,7 @@ def client_for(project: Project) -> SignalWireClient:
             "Space: an admin must correct it on the project page, and enter the token again."
         )
     # The stored token alone, in SQL: a worker makes a client for every number, and the ORM's
-    # query for the credential, then for its deferred token, took ten times the CPU.
+    # query for the credential, then for its deferred token, took 0.8 ms of CPU.
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT token FROM phone_numbers_credential"
