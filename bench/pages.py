@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 import psycopg
 
@@ -59,17 +60,19 @@ import django  # noqa: E402
 
 django.setup()
 
+from django import forms  # noqa: E402
 from django.contrib.auth.decorators import permission_required  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.core.paginator import Paginator  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Q  # noqa: E402
 from django.shortcuts import render  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from phone_numbers import urls, views  # noqa: E402
+from phone_numbers.forms import QuickSelect  # noqa: E402
 from phone_numbers.management.commands import seed_demo_numbers  # noqa: E402
 from phone_numbers.models import (  # noqa: E402
     AuditAction,
@@ -164,6 +167,7 @@ OLD_COUNTS = {
         | Q(numbers__status="submitting", numbers__attempts__gt=1),
     ),
 }
+RETRYING = Q(status="pending", attempts__gt=0) | Q(status="submitting", attempts__gt=1)
 
 
 @contextmanager
@@ -246,11 +250,61 @@ def pages() -> list[tuple[str, str, dict]]:
     ]
 
 
+@contextmanager
+def old_job_indexes() -> Iterator[None]:
+    """The number imports' indexes as they were before migration 0013 (the job's own, and
+    job and status) and the job's counts as they were, in a transaction rolled back after."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE INDEX bench_job ON phone_numbers_numberimport (job_id);"
+                "CREATE INDEX bench_job_status ON phone_numbers_numberimport (job_id, status);"
+                "DROP INDEX numberimport_job_rows; DROP INDEX numberimport_job_counts;"
+                "ANALYZE phone_numbers_numberimport"
+            )
+        with patch.object(ImportJob, "counts_of", staticmethod(old_counts_of)):
+            yield
+        transaction.set_rollback(True)
+
+
+def old_counts_of(job_ids: list[int]) -> dict[int, dict[str, int]]:
+    """ImportJob.counts() as it was (one job), counting ids, which the indexes do not hold."""
+    (job,) = job_ids
+    rows = (
+        NumberImport.objects.filter(job=job)
+        .values("status")
+        .annotate(n=Count("pk"), retrying=Count("pk", filter=RETRYING))
+        .order_by()
+    )
+    counts = dict.fromkeys(ImportStatus.values, 0) | {row["status"]: row["n"] for row in rows}
+    counts["total"] = sum(counts.values())
+    counts["retrying"] = sum(row["retrying"] for row in rows)
+    return {job: counts}
+
+
+@contextmanager
+def django_selects() -> Iterator[None]:
+    """Every select rendered by Django's own templates, as before QuickSelect."""
+    with patch.object(QuickSelect, "render", forms.Select.render):
+        yield
+
+
 # Each page that changed, and how to serve it as it was, in the same run.
 OLD_PATHS = {
+    "/ numbers list": django_selects,
+    "/ page 3": django_selects,
+    "/?q= 4 digits": django_selects,
+    "/?q= project name": django_selects,
+    "/ project + status": django_selects,
     "/jobs/": lambda: view_swapped("job_list", old_job_list),
     "/jobs/?page=2": lambda: view_swapped("job_list", old_job_list),
+    "job page (50,000)": old_job_indexes,
+    "job live fragment": old_job_indexes,
+    "job failed rows": old_job_indexes,
+    "job failed, page 5": old_job_indexes,
     "project page": project_jobs_swapped,
+    "/audit/": django_selects,
+    "/imports/new/": django_selects,
 }
 
 

@@ -490,9 +490,11 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if status_filter in ImportStatus.values:
         numbers = numbers.filter(status=status_filter)
     counts = job.counts()
-    page = Paginator(numbers.select_related("project"), JOB_ROWS_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    paginator = Paginator(numbers.select_related("project"), JOB_ROWS_PAGE_SIZE)
+    # The counts say how many rows there are: no second count of a large job's numbers.
+    shown = status_filter if status_filter in ImportStatus.values else "total"
+    paginator.count = counts[shown]
+    page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     _say_where_duplicates_are(page.object_list)
     context = {
