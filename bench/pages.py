@@ -390,10 +390,11 @@ def main() -> None:
     small = small_database_counts()
     large = query_counts()
     client = logged_in_client()
-    print(f"Timing {len(pages())} pages × {args.runs} runs, then the old paths…", flush=True)
-    today = {name: timed(client, url, headers, args.runs) for name, url, headers in pages()}
-    old = {}
+    print(f"Timing {len(pages())} pages × {args.runs} runs, each beside its old path…", flush=True)
+    # Page by page, the old path right after today's: the machine's load drifts over minutes.
+    today, old = {}, {}
     for name, url, headers in pages():
+        today[name] = timed(client, url, headers, args.runs)
         if name in OLD_PATHS:
             with OLD_PATHS[name]():
                 old[name] = timed(client, url, headers, args.runs)
@@ -411,7 +412,7 @@ def main() -> None:
         line = f"{name:<27} {figures(today[name])}"
         if name in old:
             ratio = statistics.median(old[name]) / statistics.median(today[name])
-            line += f"   {figures(old[name])} {ratio:>5.0f}×"
+            line += f"   {figures(old[name])} {ratio:>5.1f}×"
         else:
             line += " " * 27
         line += f"   {large[name]:>7} {small[name]:>6}"
