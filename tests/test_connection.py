@@ -19,7 +19,7 @@ from phone_numbers.signalwire import API_PATH
 from phone_numbers.tasks import check_project_connection
 from tests.conftest import free_port, raw_answer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from phone_numbers.number_input import read_pasted
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.both_databases,
     # Workers read what the test writes; the roles' groups stay for the tests after.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]

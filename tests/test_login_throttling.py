@@ -17,7 +17,7 @@ from phone_numbers.models import AuditAction, AuditEntry, LoginThrottle
 from phone_numbers.tasks import write_held_back_login_events
 from tests.conftest import run_manage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 def log_in(client, username: str, password: str, address: str = "127.0.0.1"):

@@ -12,7 +12,9 @@ import requests
 from django.db import connection
 from django.urls import reverse
 
-from tests.conftest import REPO_DIR, _database_url, free_port
+from tests.conftest import REPO_DIR, _database_env, free_port
+
+pytestmark = pytest.mark.both_databases
 
 HTMX = {"HX-Request": "true"}
 DENIED_FEATURES = ["camera", "microphone", "geolocation", "payment", "usb"]
@@ -95,7 +97,7 @@ def gunicorn_url(transactional_db, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.test_settings",
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        **_database_env(connection.settings_dict),
         "PORTAL_ENCRYPTION_KEYS": ",".join(settings.PORTAL_ENCRYPTION_KEYS),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",

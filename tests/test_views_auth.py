@@ -2,7 +2,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 PUBLIC_URL_NAMES = {"login", "phone_numbers:healthz"}
 

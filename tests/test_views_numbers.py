@@ -10,7 +10,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertTempl
 
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, NumberImport
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 
@@ -220,6 +220,26 @@ def test_filters_narrow_the_list(client, support_user, add_number, admin_user):
     assert shown(search(client, project=target.project_id, q="555")) == [
         "+14155550102",
         "+14155550100",
+    ]
+
+
+@pytest.mark.parametrize("capability", ["sms", "voice", "fax", "mms"])
+def test_the_capability_filter_lists_the_numbers_that_have_it_on_both_databases(
+    client, support_user, add_number, capability
+):
+    # Each number lacks one capability; the last has none at all.
+    everything = ["sms", "voice", "fax", "mms"]
+    for index, lacking in enumerate(everything):
+        add_number(f"+1415555010{index}", capabilities=[c for c in everything if c != lacking])
+    add_number("+14155550104", capabilities=[])
+    client.force_login(support_user)
+
+    response = search(client, capability=capability)
+
+    assert response.status_code == 200
+    lacking_it = f"+1415555010{everything.index(capability)}"
+    assert shown(response) == [
+        f"+1415555010{index}" for index in (3, 2, 1, 0) if f"+1415555010{index}" != lacking_it
     ]
 
 
