@@ -3,6 +3,8 @@ from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from phone_numbers import logins
 from phone_numbers.accounts import assignable_groups
@@ -23,6 +25,10 @@ class CredentialInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
+        # Not shown, so not decrypted: a token no key can read must not break the page.
+        return super().get_queryset(request).defer("token")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -55,6 +61,9 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display = ["project", "token_last4", "created_at", "revoked_at"]
     fields = CredentialInline.fields
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Credential]:
+        return super().get_queryset(request).defer("token")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -9,6 +9,7 @@ an address.
 
 import ipaddress
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
@@ -24,6 +25,7 @@ from django.utils import timezone
 
 from phone_numbers.importing import Preview
 from phone_numbers.models import (
+    RETRYABLE_CATEGORIES,
     AuditAction,
     AuditEntry,
     AuditTally,
@@ -182,6 +184,19 @@ def record_preview(
     )
 
 
+def record_job_confirmed(request: HttpRequest, job: ImportJob) -> AuditEntry | None:
+    """The job's "Import confirmed", once: a double click confirms the same job twice.
+
+    The job's row lock makes a second confirm wait until the first one's entry is committed,
+    so it sees that entry and writes none.
+    """
+    with transaction.atomic():
+        ImportJob.objects.select_for_update().get(pk=job.pk)
+        if AuditEntry.objects.filter(job=job, action=AuditAction.JOB_CONFIRMED).exists():
+            return None
+        return record(request, AuditAction.JOB_CONFIRMED, job=job)
+
+
 def record_number_retry(
     request: HttpRequest, number_import: NumberImport, corrected: dict
 ) -> AuditEntry:
@@ -199,6 +214,90 @@ def record_number_retry(
         target=f"{number_import.number} (job {number_import.job_id})",
         changes=changes,
     )
+
+
+@dataclass(frozen=True)
+class StoryEvent:
+    """One line of a number's story: when, who, what."""
+
+    time: datetime
+    who: str
+    what: str
+    detail: str = ""
+    job: ImportJob | None = None
+
+
+# Job-wide actions that may belong to one number's story (see number_story).
+_JOB_ACTIONS = [
+    AuditAction.NUMBER_RETRIED,
+    AuditAction.JOB_RETRIED,
+    AuditAction.JOB_PAUSED,
+    AuditAction.JOB_RESUMED,
+    AuditAction.JOB_CANCELLED,
+]
+_RETRYABLE_FAILURES = {f"failed: {category.label}" for category in RETRYABLE_CATEGORIES}
+# What the portal writes for an attempt after which the number waits for another one.
+_STILL_TRYING = ": retrying"
+
+
+def number_story(number_import: NumberImport) -> list[StoryEvent]:
+    """Who did what to this number, oldest first: its submission, each attempt, and the
+    people's actions that touched it. For anyone who can see the number: Support cannot
+    open the audit log.
+
+    A job-wide action is told when it touched this number, as its attempts show: a retry of
+    the job's failed numbers when the number's last attempt before it was a failure a retry
+    mends; a pause, resume or cancel while the number was still waiting to be imported.
+    """
+    job = number_import.job
+    attempts = list(number_import.attempt_log.order_by("finished_at", "pk"))
+    events = [
+        StoryEvent(
+            number_import.created_at,
+            job.created_by.get_username() if job.created_by else "—",
+            f"Submitted in job {job.pk}",
+            f"ticket {job.ticket}" if job.ticket else "",
+            job=job,
+        )
+    ]
+    for count, attempt in enumerate(attempts, start=1):
+        detail = " ".join(
+            part
+            for part in (
+                f"HTTP {attempt.http_status}" if attempt.http_status else "",
+                attempt.message,
+            )
+            if part
+        )
+        events.append(
+            StoryEvent(
+                attempt.finished_at, "the portal", f"Attempt {count}: {attempt.outcome}", detail
+            )
+        )
+    entries = AuditEntry.objects.filter(
+        job=job, action__in=_JOB_ACTIONS, created_at__gte=number_import.created_at
+    ).order_by("pk")
+    for entry in entries:
+        last = next(
+            (a.outcome for a in reversed(attempts) if a.finished_at <= entry.created_at), None
+        )
+        is_waiting = last is None or last.endswith(_STILL_TRYING)
+        if entry.action == AuditAction.NUMBER_RETRIED:
+            touched = entry.target == f"{number_import.number} (job {job.pk})"
+            detail = "; ".join(
+                f"{name}: {line}" for name, line in entry.change_lines() if name != "last_error"
+            )
+        elif entry.action == AuditAction.JOB_RETRIED:
+            touched, detail = last in _RETRYABLE_FAILURES, "the job's failed numbers, this one too"
+        else:
+            touched, detail = is_waiting, "the whole job"
+        if touched:
+            events.append(
+                StoryEvent(
+                    entry.created_at, entry.username or "—", entry.get_action_display(), detail
+                )
+            )
+    return sorted(events, key=lambda event: event.time)
 
 
 def failure_counts(job: ImportJob) -> dict[str, int]:

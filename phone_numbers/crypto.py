@@ -41,6 +41,16 @@ def decrypt(ciphertext: str) -> str:
         ) from None
 
 
+def is_readable(ciphertext: str) -> bool:
+    """Whether a configured key fits the stored value: its signature is checked, and nothing
+    is decrypted."""
+    try:
+        _current_fernet().extract_timestamp(ciphertext.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
 class EncryptedTextField(models.TextField):
     """A text column stored encrypted; Python code sees the plaintext.
 

@@ -5,13 +5,12 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import QuerySet
-from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_variables
 
+from phone_numbers.capabilities import CAPABILITIES, CAPABILITY_LABELS
 from phone_numbers.countries import country_choices
 from phone_numbers.importing import refusal_for
 from phone_numbers.models import (
-    ALL_CAPABILITIES,
     AuditAction,
     AuditEntry,
     ImportJob,
@@ -89,16 +88,19 @@ class ProjectForm(forms.ModelForm):
         if self.instance.pk:
             credential = self.instance.active_credential
             self.fields["token"].label = "Replace API token"
-            # Help text is rendered as HTML: the token's last characters are escaped.
-            self.fields["token"].help_text = (
-                format_html(
-                    "Leave blank to keep the current token (…{}). Changing the Space host or "
-                    "project ID needs the token again.",
-                    credential.token_last4,
+            # Plain text: the template escapes help texts, token characters included.
+            if credential is None:
+                self.fields["token"].help_text = "This project has no token: add one."
+            elif self.instance.has_unreadable_token:
+                self.fields["token"].help_text = (
+                    f"The stored token (…{credential.token_last4}) cannot be read with the "
+                    "portal's keys: enter the project's token again."
                 )
-                if credential
-                else "This project has no token: add one."
-            )
+            else:
+                self.fields["token"].help_text = (
+                    f"Leave blank to keep the current token (…{credential.token_last4}). "
+                    "Changing the Space host or project ID needs the token again."
+                )
         else:
             self.fields["token"].required = True
 
@@ -175,6 +177,9 @@ class ProjectForm(forms.ModelForm):
         return project
 
 
+TICKET_MAX_LENGTH = ImportJob._meta.get_field("ticket").max_length
+
+
 class ImportForm(forms.Form):
     """A new import job: numbers pasted or in a CSV file, for one project."""
 
@@ -200,14 +205,31 @@ class ImportForm(forms.Form):
         choices=NumberType.choices, initial=NumberType.LONGCODE, widget=forms.RadioSelect
     )
     capabilities = forms.MultipleChoiceField(
-        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
-        initial=ALL_CAPABILITIES,
+        choices=list(CAPABILITY_LABELS.items()),
+        initial=CAPABILITIES,
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one capability."},
     )
     ticket = forms.CharField(
-        label="Ticket reference", required=False, max_length=100, help_text="Optional."
+        label="Ticket reference",
+        required=False,
+        max_length=TICKET_MAX_LENGTH,
+        help_text=f"Optional, up to {TICKET_MAX_LENGTH} characters.",
+        error_messages={
+            "max_length": "The ticket reference can have at most %(limit_value)d characters "
+            "(this one has %(show_value)d): shorten it."
+        },
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only active projects are offered. The field still accepts the others, so that one
+        # deactivated after the page was loaded is refused with the reason (clean_project).
+        offered = forms.ModelChoiceField(
+            queryset=Project.objects.active().order_by("name"),
+            empty_label=self.fields["project"].empty_label,
+        )
+        self.fields["project"].widget.choices = offered.choices
 
     def clean_project(self) -> Project:
         project = self.cleaned_data["project"]
@@ -217,7 +239,7 @@ class ImportForm(forms.Form):
 
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
-        return [name for name in ALL_CAPABILITIES if name in chosen]
+        return [name for name in CAPABILITIES if name in chosen]
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -231,7 +253,7 @@ class ImportForm(forms.Form):
             try:
                 cleaned["lines"] = read_csv(upload.read())
             except InputError as exc:
-                self.add_error("csv_file", str(exc))
+                self.add_error("csv_file", exc.problems)
             else:
                 cleaned["source"] = ImportJob.Source.CSV
                 if not cleaned["lines"]:
@@ -255,14 +277,14 @@ class RetryNumberForm(forms.Form):
 
     number_type = forms.ChoiceField(choices=NumberType.choices)
     capabilities = forms.MultipleChoiceField(
-        choices=[(name, name.upper()) for name in ALL_CAPABILITIES],
+        choices=list(CAPABILITY_LABELS.items()),
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one capability."},
     )
 
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
-        return [name for name in ALL_CAPABILITIES if name in chosen]
+        return [name for name in CAPABILITIES if name in chosen]
 
 
 # What the numbers list shows of each row: loading only that makes a page about a third quicker.
@@ -319,7 +341,7 @@ class NumberSearchForm(forms.Form):
         label="Type", choices=[("", "Any type")] + NumberType.choices, required=False
     )
     capability = forms.ChoiceField(
-        choices=[("", "Any capability")] + [(name, name.upper()) for name in ALL_CAPABILITIES],
+        choices=[("", "Any capability")] + list(CAPABILITY_LABELS.items()),
         required=False,
     )
     imported_from = forms.DateField(

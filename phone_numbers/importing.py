@@ -23,7 +23,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
-from phone_numbers.connection import ConfigurationError, NoActiveToken, client_for
 from phone_numbers.crypto import DecryptionFailed
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
@@ -49,6 +48,7 @@ from phone_numbers.signalwire import (
     SignalWireClient,
     SignalWireUnavailable,
 )
+from phone_numbers.space_access import ConfigurationError, NoActiveToken, client_for
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +287,11 @@ def refusal_for(project: Project) -> str:
         )
     if project.active_credential is None:
         return "This project has no API token: ask an admin to add one on the project page."
+    if project.has_unreadable_token:
+        return (
+            "This project's API token cannot be read with the portal's keys: ask an admin to "
+            "enter it again on the project page."
+        )
     return ""
 
 

@@ -13,13 +13,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.fields.json import DataContains
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
 from phone_numbers.countries import country_names
-from phone_numbers.crypto import EncryptedTextField
+from phone_numbers.crypto import EncryptedTextField, is_readable
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,22 @@ class Project(models.Model):
 
     @property
     def active_credential(self) -> "Credential | None":
-        return self.credentials.filter(revoked_at__isnull=True).first()
+        # The token is decrypted only when read (to make a client), so that pages which only
+        # ask whether there is one still work when no key fits it.
+        return self.credentials.filter(revoked_at__isnull=True).defer("token").first()
+
+    @property
+    def has_unreadable_token(self) -> bool:
+        """The active token is stored, but no configured key fits it (a key removed too
+        early): it must be entered again. Checked without decrypting it."""
+        stored = (
+            self.credentials.filter(revoked_at__isnull=True)
+            # As stored: the field itself would decrypt it.
+            .annotate(stored=Cast("token", models.TextField()))
+            .values_list("stored", flat=True)
+            .first()
+        )
+        return stored is not None and not is_readable(stored)
 
     @sensitive_variables("token")
     def replace_token(self, token: str, by) -> "Credential":
@@ -270,9 +286,6 @@ class NumberType(models.TextChoices):
     TOLLFREE = "tollfree", "Toll-free"
 
 
-ALL_CAPABILITIES = ["sms", "voice", "fax", "mms"]
-
-
 class ImportStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUBMITTING = "submitting", "Submitting"
@@ -343,7 +356,18 @@ class ImportJobQuerySet(models.QuerySet):
             f"count_{status}": models.Count("numbers", filter=Q(numbers__status=status))
             for status in ImportStatus.values
         }
-        return self.annotate(count_total=models.Count("numbers"), **counts)
+        return self.annotate(
+            count_total=models.Count("numbers"),
+            count_retrying=models.Count("numbers", filter=_retrying("numbers__")),
+            **counts,
+        )
+
+
+def _retrying(prefix: str = "") -> Q:
+    """Unfinished numbers that were tried before: waiting for their next try, or in it."""
+    return Q(**{f"{prefix}status": ImportStatus.PENDING, f"{prefix}attempts__gt": 0}) | Q(
+        **{f"{prefix}status": ImportStatus.SUBMITTING, f"{prefix}attempts__gt": 1}
+    )
 
 
 class ImportJob(models.Model):
@@ -382,10 +406,16 @@ class ImportJob(models.Model):
         return reverse("phone_numbers:job_detail", args=[self.pk])
 
     def counts(self) -> dict[str, int]:
-        """Number imports by status, every status present, plus `total`."""
-        rows = self.numbers.values("status").annotate(n=models.Count("pk")).order_by()
+        """Number imports by status, every status present, plus `total`, and `retrying`: the
+        unfinished ones that were tried before."""
+        rows = (
+            self.numbers.values("status")
+            .annotate(n=models.Count("pk"), retrying=models.Count("pk", filter=_retrying()))
+            .order_by()
+        )
         counts = dict.fromkeys(ImportStatus.values, 0) | {row["status"]: row["n"] for row in rows}
         counts["total"] = sum(counts.values())
+        counts["retrying"] = sum(row["retrying"] for row in rows)
         return counts
 
     def status_for(self, counts: dict[str, int]) -> JobStatus:
@@ -393,12 +423,25 @@ class ImportJob(models.Model):
         if unfinished:
             if self.paused_at:
                 return JobStatus.PAUSED
-            return JobStatus.RUNNING if counts["total"] > counts["pending"] else JobStatus.QUEUED
+            has_started = counts["total"] > counts["pending"] or counts.get("retrying", 0)
+            return JobStatus.RUNNING if has_started else JobStatus.QUEUED
         if self.cancelled_at and not counts["imported"]:
             return JobStatus.CANCELLED
         if counts["imported"] == counts["total"]:
             return JobStatus.COMPLETED
         return JobStatus.PARTIAL if counts["imported"] else JobStatus.FAILED
+
+    def status_text(self, counts: dict[str, int]) -> str:
+        """The status in words that say what is happening, for the job's badge."""
+        status = self.status_for(counts)
+        retrying = counts.get("retrying", 0)
+        if status == JobStatus.RUNNING and retrying == counts["pending"] + counts["submitting"]:
+            return ngettext("Retrying %(count)s number", "Retrying %(count)s numbers", retrying) % {
+                "count": f"{retrying:,}"
+            }
+        if self.cancelled_at and status == JobStatus.PARTIAL:
+            return f"Cancelled after {counts['imported']:,} of {counts['total']:,} imported"
+        return status.label
 
     @property
     def is_paused(self) -> bool:

@@ -18,19 +18,36 @@ from phonenumbers import (
     ValidationResult,
 )
 
+from phone_numbers.capabilities import CAPABILITIES
 from phone_numbers.countries import country_names
 
 NUMBER_TYPES = ("longcode", "tollfree")
-CAPABILITIES = ("sms", "voice", "fax", "mms")
 MAX_INPUT_LINE_LENGTH = 100
 CSV_MAX_BYTES = 5 * 1024 * 1024
 CSV_TOO_LARGE = f"The file is larger than {CSV_MAX_BYTES // (1024 * 1024)} MB: split it."
 CSV_MAX_ROWS = 50_000
+# A file with more bad rows than this most likely has a wrong column: the first hundred are
+# enough to see which, and the page stays readable.
+MAX_REPORTED_BAD_ROWS = 100
 _CAPABILITY_SEPARATORS = re.compile(r"[\s,;|/+]+")
 
 
 class InputError(Exception):
-    """The whole input is unusable (e.g. a CSV without a number column); nothing is read."""
+    """The whole input is unusable (e.g. a CSV without a number column); nothing is read.
+
+    `problems` says what to correct, one sentence each: a CSV's bad rows give one a row.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__(*problems)
+        self.problems = list(problems)
+
+    def __str__(self) -> str:
+        return " ".join(self.problems)
+
+
+class _BadCell(ValueError):
+    """A cell of a CSV row that cannot be used; read_csv adds its line and column."""
 
 
 @dataclass(frozen=True)
@@ -283,8 +300,9 @@ def read_pasted(text: str) -> list[InputLine]:
 def read_csv(data: bytes) -> list[InputLine]:
     """Rows of a CSV with a `number` column and optional `number_type` and `capabilities`.
 
-    Raises InputError naming the line or column at the first problem, so that nothing of a
-    half-understood file is imported.
+    Raises InputError naming what is wrong with the file, or every bad row's line and column
+    (the first MAX_REPORTED_BAD_ROWS of them), so that nothing of a half-understood file is
+    imported and one correction fixes them all.
     """
     if len(data) > CSV_MAX_BYTES:
         raise InputError(CSV_TOO_LARGE)
@@ -311,6 +329,7 @@ def read_csv(data: bytes) -> list[InputLine]:
     capabilities_at = columns.index("capabilities") if "capabilities" in columns else None
 
     lines: list[InputLine] = []
+    bad_rows: list[str] = []
     try:
         for row in reader:
             line_number = reader.line_num
@@ -318,43 +337,67 @@ def read_csv(data: bytes) -> list[InputLine]:
                 continue
             if len(lines) >= CSV_MAX_ROWS:
                 raise InputError(f"The file has more than {CSV_MAX_ROWS:,} rows: split it.")
+            cell_problems = []
+            number_type = capabilities = None
+            try:
+                number_type = _number_type(_cell(row, type_at))
+            except _BadCell as exc:
+                cell_problems.append(f"column number_type: {exc}")
+            try:
+                capabilities = _capabilities(_cell(row, capabilities_at))
+            except _BadCell as exc:
+                cell_problems.append(f"column capabilities: {exc}")
+            if cell_problems:
+                bad_rows.append(f"Line {line_number}, {'; '.join(cell_problems)}.")
             lines.append(
                 InputLine(
                     line_number=line_number,
                     text=_cell(row, number_at),
-                    number_type=_number_type(_cell(row, type_at), line_number),
-                    capabilities=_capabilities(_cell(row, capabilities_at), line_number),
+                    number_type=number_type,
+                    capabilities=capabilities,
                 )
             )
     except csv.Error as exc:
-        raise InputError(f"Line {reader.line_num} of the CSV cannot be read: {exc}.") from None
+        # The reader cannot go on past such a line: the rows after it are not checked.
+        bad_rows.append(f"Line {reader.line_num} of the CSV cannot be read: {exc}.")
+    if bad_rows:
+        raise _refusal(bad_rows)
     return lines
+
+
+def _refusal(bad_rows: list[str]) -> InputError:
+    shown = bad_rows[:MAX_REPORTED_BAD_ROWS]
+    more = len(bad_rows) - len(shown)
+    summary = (
+        "1 row of the CSV needs correcting"
+        if len(bad_rows) == 1
+        else f"{len(bad_rows):,} rows of the CSV need correcting"
+    )
+    return InputError(
+        f"{summary}; nothing is imported from the file until then.",
+        *shown,
+        *([f"…and {more:,} more bad rows."] if more else []),
+    )
 
 
 def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip() if index is not None and index < len(row) else ""
 
 
-def _number_type(value: str, line_number: int) -> str | None:
+def _number_type(value: str) -> str | None:
     if not value:
         return None
     normalised = value.lower().replace("-", "").replace(" ", "").replace("_", "")
     if normalised not in NUMBER_TYPES:
-        raise InputError(
-            f"Line {line_number}, column number_type: “{value}” is not a number type "
-            "(use longcode or tollfree)."
-        )
+        raise _BadCell(f"“{value}” is not a number type (use longcode or tollfree)")
     return normalised
 
 
-def _capabilities(value: str, line_number: int) -> tuple[str, ...] | None:
+def _capabilities(value: str) -> tuple[str, ...] | None:
     if not value:
         return None
     names = [name for name in _CAPABILITY_SEPARATORS.split(value.lower()) if name]
     unknown = [name for name in names if name not in CAPABILITIES]
     if unknown:
-        raise InputError(
-            f"Line {line_number}, column capabilities: “{unknown[0]}” is not a capability "
-            "(use sms, voice, fax, mms)."
-        )
+        raise _BadCell(f"“{unknown[0]}” is not a capability (use {', '.join(CAPABILITIES)})")
     return tuple(name for name in CAPABILITIES if name in names)

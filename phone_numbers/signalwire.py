@@ -57,10 +57,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 from urllib3.util.connection import allowed_gai_family, create_connection
 
+from phone_numbers.capabilities import CAPABILITIES
+
 logger = logging.getLogger("phone_numbers.signalwire")
 
 API_PATH = "/api/laml/2010-04-01"
-ALL_CAPABILITIES: tuple[str, ...] = ("sms", "voice", "fax", "mms")
 NUMBER_TYPES: tuple[str, ...] = ("longcode", "tollfree")
 ENCODINGS: tuple[str, ...] = ("form", "form-repeated", "json")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
@@ -210,7 +211,7 @@ class Capabilities:
 
     def enabled(self) -> tuple[str, ...]:
         """The enabled capabilities in the API's request spelling, e.g. ``("sms", "voice")``."""
-        return tuple(name for name in ALL_CAPABILITIES if getattr(self, name))
+        return tuple(name for name in CAPABILITIES if getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -349,9 +350,7 @@ def _capabilities_or_none(value: Any) -> Capabilities | None:
         return None
     # AvailablePhoneNumbers spells them SMS/MMS; accept either case here.
     lowered = {str(key).lower(): flag for key, flag in value.items()}
-    return Capabilities(
-        **{name: lowered.get(name) is True for name in ("voice", "sms", "mms", "fax")}
-    )
+    return Capabilities(**{name: lowered.get(name) is True for name in CAPABILITIES})
 
 
 # --------------------------------------------------------------------------------------------
@@ -802,7 +801,7 @@ class SignalWireClient:
         )
         if response.status_code in (200, 201):
             result = self._number_from(response)
-            requested = set(wanted or ALL_CAPABILITIES)
+            requested = set(wanted or CAPABILITIES)
             if result.capabilities and set(result.capabilities.enabled()) != requested:
                 # A Space that misreads our form array would do this silently (NOTES.md §1.3).
                 logger.warning(
@@ -892,12 +891,12 @@ class SignalWireClient:
         if isinstance(capabilities, str):
             raise ValueError("capabilities must be a list of names, not one string")
         wanted = list(dict.fromkeys(capabilities))
-        unknown = [name for name in wanted if name not in ALL_CAPABILITIES]
+        unknown = [name for name in wanted if name not in CAPABILITIES]
         if unknown:
-            raise ValueError(f"unknown capabilities {unknown}; allowed: {ALL_CAPABILITIES}")
+            raise ValueError(f"unknown capabilities {unknown}; allowed: {CAPABILITIES}")
         if not wanted:
             raise ValueError("at least one capability is needed")
-        if set(wanted) == set(ALL_CAPABILITIES):
+        if set(wanted) == set(CAPABILITIES):
             # All four is the documented default; omitting the array sidesteps the
             # undocumented question of how a form body spells one (NOTES.md §1.3).
             return None
@@ -1102,7 +1101,6 @@ class SignalWireClient:
 
 
 __all__ = [
-    "ALL_CAPABILITIES",
     "API_PATH",
     "ENCODINGS",
     "NUMBER_TYPES",

@@ -101,6 +101,11 @@ DEMO_PROJECT_ID = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0001"
 # Bandit B105 is a false alarm: the simulator's published demo token, which only it accepts.
 DEMO_TOKEN = "PTdemo0000000000000000000000000000000000000000"  # nosec B105
 DEMO_SPACE_HOST = "demo.signalwire.test"
+# A second project `--demo` serves, which `make run` does not add to the portal: someone trying
+# the portal adds it on the Add project page, as they would a customer's.
+SECOND_DEMO_PROJECT_ID = "5a1e7c1d-0d3f-4c5e-9a55-6d656d6f0002"
+SECOND_DEMO_TOKEN = "PTdemo0000000000000000000000000000000000000002"  # nosec B105
+SECOND_DEMO_SPACE_HOST = "second.signalwire.test"
 
 # A few calling codes, enough for a plausible country_code; "ZZ" is the customary
 # unknown-region code (the spec wants a string, SignalWire's own example sends null).
@@ -1311,7 +1316,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo",
         action="store_true",
-        help=f"add the demo project {DEMO_PROJECT_ID} (token {DEMO_TOKEN}, {DEMO_SPACE_HOST})",
+        help=f"add the demo project {DEMO_PROJECT_ID} (token {DEMO_TOKEN}, {DEMO_SPACE_HOST}) "
+        f"and a second one, {SECOND_DEMO_PROJECT_ID} (token {SECOND_DEMO_TOKEN}, "
+        f"{SECOND_DEMO_SPACE_HOST})",
     )
     parser.add_argument("--seed", type=int, help="seed for every random choice")
     parser.add_argument("--latency-ms", type=float, help="fixed latency on every API request")
@@ -1404,6 +1411,9 @@ def projects_from_args(args: argparse.Namespace) -> list[SimProject]:
         projects.extend(SimProject.from_dict(item) for item in data)
     if args.demo:
         projects.append(SimProject(DEMO_PROJECT_ID, DEMO_TOKEN, DEMO_SPACE_HOST))
+        projects.append(
+            SimProject(SECOND_DEMO_PROJECT_ID, SECOND_DEMO_TOKEN, SECOND_DEMO_SPACE_HOST)
+        )
     return projects
 
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.core.management import call_command
 
-from phone_numbers import audit, connection, importing
+from phone_numbers import audit, importing, space_access
 from phone_numbers.models import NumberImport, Project
 
 
@@ -16,7 +16,7 @@ def check_project_connection(project_pk: int) -> None:
     project = Project.objects.filter(pk=project_pk).first()
     if project is None:
         return
-    connection.check_connection(project)
+    space_access.check_connection(project)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -35,7 +35,7 @@ def import_phone_number(number_import_pk: int) -> None:
 @shared_task
 def recover_stuck_imports() -> None:
     importing.recover_stuck_imports()
-    connection.end_stale_connection_checks()
+    space_access.end_stale_connection_checks()
 
 
 @shared_task

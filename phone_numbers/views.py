@@ -1,14 +1,14 @@
-import csv
 import json
 import math
 import re
 
 from axes.helpers import get_client_username
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required, permission_required
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, health, importing, logins, previews
+from phone_numbers import audit, exports, health, importing, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     ImportForm,
@@ -30,8 +30,10 @@ from phone_numbers.forms import (
     RetryNumberForm,
 )
 from phone_numbers.models import (
+    RETRYABLE_CATEGORIES,
     AuditAction,
     AuditEntry,
+    FailureCategory,
     ImportJob,
     ImportStatus,
     NumberImport,
@@ -44,7 +46,13 @@ PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
 # The preview's choice of one of a line's readings, or of a row's type (see with_choices).
 _CHOICE_FIELD = re.compile(r"(?:reading|type)-(?P<line>[0-9]+)")
 JOB_ROWS_PAGE_SIZE = 100
+NOTHING_TO_RETRY = (
+    "Nothing was retried: no failed number of this job can be mended by a retry. A number "
+    "already in the project needs nothing; a rejected one needs “Edit and retry”."
+)
 JOBS_PAGE_SIZE = 50
+PROJECT_JOBS_PAGE_SIZE = 20
+PROJECT_NUMBERS_PAGE_SIZE = 50
 
 
 NUMBERS_PAGE_SIZE = 50
@@ -76,9 +84,41 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "phone_numbers/home.html", context)
 
 
-def _page_number(request: HttpRequest) -> int:
+def _say_where_duplicates_are(numbers: list[NumberImport]) -> None:
+    """Give each number that failed as a duplicate `already_in`: the portal's import of it in
+    the same Space (its own project's first), or None when the portal never imported it
+    there, so the number is in the Space without the portal."""
+    duplicates = [
+        number
+        for number in numbers
+        if number.status == ImportStatus.FAILED
+        and number.failure_category == FailureCategory.DUPLICATE
+    ]
+    if not duplicates:
+        return
+    imported = (
+        NumberImport.objects.filter(
+            number__in={number.number for number in duplicates},
+            project__space_host__in={number.project.space_host for number in duplicates},
+            status=ImportStatus.IMPORTED,
+        )
+        .select_related("project", "job")
+        .order_by("-pk")
+    )
+    for number in duplicates:
+        found = [
+            other
+            for other in imported
+            if other.number == number.number
+            and other.project.space_host == number.project.space_host
+        ]
+        found.sort(key=lambda other: other.project_id != number.project_id)
+        number.already_in = found[0] if found else None
+
+
+def _page_number(request: HttpRequest, name: str = "page") -> int:
     try:
-        return max(1, min(int(request.GET.get("page", 1)), 10_000))
+        return max(1, min(int(request.GET.get(name, 1)), 10_000))
     except ValueError:
         return 1
 
@@ -117,49 +157,7 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
-    writer = csv.writer(_Echo())
-    header = [
-        "number",
-        "project",
-        "space_host",
-        "status",
-        "number_type",
-        "capabilities",
-        "friendly_name",
-        "sid",
-        "ticket",
-        "imported_by",
-        "job",
-        "created_at",
-        "imported_at",
-        "reason",
-    ]
-
-    def rows():
-        yield writer.writerow(header)
-        for number in numbers.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    number.number,
-                    _csv_cell(number.project.name),
-                    number.project.space_host,
-                    number.status,
-                    number.number_type,
-                    " ".join(number.capabilities),
-                    _csv_cell(number.friendly_name),
-                    number.sid,
-                    _csv_cell(number.job.ticket),
-                    number.job.created_by.get_username() if number.job.created_by else "",
-                    number.job_id,
-                    number.created_at.isoformat(),
-                    number.imported_at.isoformat() if number.imported_at else "",
-                    _csv_cell(_reason(number)),
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="numbers.csv"'
-    return response
+    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv")
 
 
 @require_GET
@@ -168,14 +166,19 @@ def number_detail(request: HttpRequest, pk: int) -> HttpResponse:
     number = get_object_or_404(
         NumberImport.objects.select_related("project", "job__created_by"), pk=pk
     )
+    _say_where_duplicates_are([number])
     context = {
         "number": number,
         "attempts": number.attempt_log.all(),
+        "story": audit.number_story(number),
         "other_imports": NumberImport.objects.filter(number=number.number)
         .exclude(pk=number.pk)
         .select_related("project", "job__created_by")
         .order_by("-pk")[:50],
-        "response_fields": sorted((number.response or {}).items()),
+        # SignalWire's JSON as JSON, not as Python's repr of it.
+        "response_json": json.dumps(number.response, indent=2, sort_keys=True, ensure_ascii=False)
+        if number.response
+        else "",
     }
     return render(request, "phone_numbers/number_detail.html", context)
 
@@ -230,8 +233,44 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {"project": project}
     if request.htmx:
         return render(request, "phone_numbers/partials/project_connection.html", context)
-    context["credentials"] = project.credentials.select_related("created_by", "revoked_by")
+    context["has_unreadable_token"] = project.has_unreadable_token
+    if request.user.has_perm("phone_numbers.view_importjob"):
+        jobs = (
+            project.jobs.with_counts().select_related("created_by").order_by("-created_at", "-pk")
+        )
+        jobs_page = Paginator(jobs, PROJECT_JOBS_PAGE_SIZE).get_page(request.GET.get("jobs_page"))
+        for job in jobs_page:
+            counts = _annotated_counts(job)
+            job.shown_status, job.shown_status_text = (
+                job.status_for(counts),
+                job.status_text(counts),
+            )
+        context["jobs_page"] = jobs_page
+    if request.user.has_perm("phone_numbers.view_numberimport"):
+        # One row more than shown says whether there is a next page, without counting them all.
+        numbers_page = _page_number(request, "numbers_page")
+        start = (numbers_page - 1) * PROJECT_NUMBERS_PAGE_SIZE
+        numbers = list(
+            project.numbers.select_related("job__created_by").order_by("-pk")[
+                start : start + PROJECT_NUMBERS_PAGE_SIZE + 1
+            ]
+        )
+        context.update(
+            numbers=numbers[:PROJECT_NUMBERS_PAGE_SIZE],
+            numbers_page=numbers_page,
+            numbers_has_next=len(numbers) > PROJECT_NUMBERS_PAGE_SIZE,
+        )
+    # The page never decrypts a token: it only says whether the active one can be read.
+    context["credentials"] = project.credentials.select_related("created_by", "revoked_by").defer(
+        "token"
+    )
     return render(request, "phone_numbers/project_detail.html", context)
+
+
+def _annotated_counts(job: ImportJob) -> dict[str, int]:
+    """The counts of a job loaded `with_counts`, as ImportJob.counts() gives them."""
+    counts = {status: getattr(job, f"count_{status}") for status in ImportStatus.values}
+    return counts | {"total": job.count_total, "retrying": job.count_retrying}
 
 
 @require_http_methods(["GET", "POST"])
@@ -404,7 +443,7 @@ def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> 
         except importing.ImportRefused as exc:
             context["refusal"] = str(exc)
         else:
-            audit.record(request, AuditAction.JOB_CONFIRMED, job=job)
+            audit.record_job_confirmed(request, job)
             if request.htmx:
                 return HttpResponseClientRedirect(job.get_absolute_url())
             return redirect(job)
@@ -455,15 +494,24 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if status_filter in ImportStatus.values:
         numbers = numbers.filter(status=status_filter)
     counts = job.counts()
+    page = Paginator(numbers.select_related("project"), JOB_ROWS_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    page.object_list = list(page.object_list)
+    _say_where_duplicates_are(page.object_list)
     context = {
         "job": job,
         "counts": counts,
         "job_status": job.status_for(counts),
+        "job_status_text": job.status_text(counts),
         "finished": counts["total"] - counts["pending"] - counts["submitting"],
         "status_filter": status_filter,
         "statuses": ImportStatus.choices,
-        "page": Paginator(numbers, JOB_ROWS_PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": page,
         "retry_form": RetryNumberForm(),
+        "has_retryable": job.numbers.filter(
+            status=ImportStatus.FAILED, failure_category__in=RETRYABLE_CATEGORIES
+        ).exists(),
     }
     if request.htmx:
         return render(request, "phone_numbers/partials/job_live.html", context)
@@ -479,6 +527,10 @@ def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
         restarted = importing.retry_failed(job)
     except importing.ImportRefused as exc:
         messages.error(request, str(exc))
+        return redirect(job)
+    if not restarted:
+        # Nothing happened, so nothing goes into the trail (the button is not offered then).
+        messages.info(request, NOTHING_TO_RETRY)
         return redirect(job)
     audit.record(
         request,
@@ -563,6 +615,13 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("phone_numbers.change_numberimport", raise_exception=True)
 def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     number_import = get_object_or_404(NumberImport.objects.select_related("job"), pk=pk)
+    if number_import.failure_category == FailureCategory.DUPLICATE:
+        messages.error(
+            request,
+            f"{number_import.number} was not retried: it is already in the project, so a "
+            "retry cannot import it again.",
+        )
+        return redirect(number_import.job)
     form = RetryNumberForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(form.errors.get("capabilities", ["Check the choices."])))
@@ -586,68 +645,17 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(number_import.job)
 
 
-def _reason(number: NumberImport) -> str:
-    return number.error_message if number.status != ImportStatus.IMPORTED else ""
-
-
-class _Echo:
-    """A file-like object whose write returns the line, for streaming CSV."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 @permission_required("phone_numbers.view_importjob", raise_exception=True)
 def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     job = get_object_or_404(ImportJob, pk=pk)
     audit.record(request, AuditAction.JOB_EXPORTED, job=job)
-    writer = csv.writer(_Echo())
-    header = [
-        "line",
-        "number",
-        "status",
-        "number_type",
-        "reason",
-        "sid",
-        "friendly_name",
-        "attempts",
-        "imported_at",
-    ]
-
-    def rows():
-        yield writer.writerow(header)
-        for number in job.numbers.order_by("pk").iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    number.input_line or "",
-                    number.number,
-                    number.status,
-                    number.number_type,
-                    _csv_cell(_reason(number)),
-                    number.sid,
-                    _csv_cell(number.friendly_name),
-                    number.attempts,
-                    number.imported_at.isoformat() if number.imported_at else "",
-                ]
-            )
-
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="import-job-{job.pk}.csv"'
-    return response
+    return exports.csv_response(
+        job.numbers.order_by("pk"), exports.JOB_COLUMNS, f"import-job-{job.pk}.csv"
+    )
 
 
 AUDIT_PAGE_SIZE = 100
-AUDIT_EXPORT_HEADER = [
-    "time",
-    "person",
-    "ip_address",
-    "action",
-    "project",
-    "job",
-    "target",
-    "changes",
-]
 
 
 @require_GET
@@ -677,15 +685,6 @@ def _entry_id(text: str) -> int | None:
     return int(text) if re.fullmatch(r"[0-9]{1,19}", text) else None
 
 
-def _csv_cell(value: object) -> object:
-    # A cell starting with = + - @ is a formula to a spreadsheet; free text (a ticket, a
-    # project's or number's name, SignalWire's message, a failed login's username) may be
-    # typed to look like one, so such cells are quoted. E.164 numbers are left as they are.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 @require_GET
 @permission_required("phone_numbers.view_auditentry", raise_exception=True)
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
@@ -695,28 +694,17 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     audit.record(
         request, AuditAction.AUDIT_EXPORTED, changes={"filters": _filters_as_typed(request)}
     )
-    writer = csv.writer(_Echo())
+    return exports.csv_response(entries, exports.AUDIT_COLUMNS, "audit.csv")
 
-    def rows():
-        yield writer.writerow(AUDIT_EXPORT_HEADER)
-        for entry in entries.iterator(chunk_size=2000):
-            yield writer.writerow(
-                _csv_cell(value)
-                for value in [
-                    entry.created_at.isoformat(),
-                    entry.username,
-                    entry.ip_address or "",
-                    entry.get_action_display(),
-                    entry.project.name if entry.project else "",
-                    entry.job_id or "",
-                    entry.target,
-                    json.dumps(entry.changes, sort_keys=True) if entry.changes else "",
-                ]
-            )
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv")
-    response["Content-Disposition"] = 'attachment; filename="audit.csv"'
-    return response
+@login_not_required
+def admin_login(request: HttpRequest) -> HttpResponse:
+    """The Django admin's login page, for visitors. Someone logged in without the admin's
+    rights (Support) gets the portal's 403 page instead of a login form saying "not
+    authorized", which reads as if logging in again would help."""
+    if request.user.is_authenticated and not admin.site.has_permission(request):
+        raise PermissionDenied
+    return admin.site.login(request)
 
 
 class LoginView(auth_views.LoginView):

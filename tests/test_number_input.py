@@ -6,6 +6,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from phone_numbers.forms import ImportForm
 from phone_numbers.number_input import (
+    MAX_REPORTED_BAD_ROWS,
     InputError,
     ReadNumber,
     read_csv,
@@ -149,6 +150,61 @@ def test_an_unusable_csv_is_refused_naming_the_line_or_column(data, message):
         read_csv(data)
 
     assert message in str(info.value)
+
+
+def test_a_csv_with_several_bad_rows_is_refused_naming_every_one():
+    data = (
+        b"number,number_type,capabilities\n"
+        b"+14155550100,mobile,sms\n"
+        b"+14155550101,tollfree,voice\n"
+        b"+14155550102,,telex\n"
+        b"+14155550103,pager,sms;video\n"
+    )
+
+    with pytest.raises(InputError) as info:
+        read_csv(data)
+
+    assert info.value.problems == [
+        "3 rows of the CSV need correcting; nothing is imported from the file until then.",
+        "Line 2, column number_type: “mobile” is not a number type (use longcode or tollfree).",
+        "Line 4, column capabilities: “telex” is not a capability (use sms, voice, fax, mms).",
+        "Line 5, column number_type: “pager” is not a number type (use longcode or tollfree); "
+        "column capabilities: “video” is not a capability (use sms, voice, fax, mms).",
+    ]
+
+
+def test_a_csv_with_more_bad_rows_than_the_limit_lists_the_first_and_counts_the_rest():
+    data = b"number,number_type\n" + b"+14155550100,mobile\n" * 250
+
+    with pytest.raises(InputError) as info:
+        read_csv(data)
+
+    summary, *rows, more = info.value.problems
+    assert summary.startswith("250 rows of the CSV need correcting")
+    assert len(rows) == MAX_REPORTED_BAD_ROWS == 100
+    assert rows[0].startswith("Line 2, column number_type")
+    assert rows[-1].startswith("Line 101, column number_type")
+    assert more == "…and 150 more bad rows."
+
+
+def test_a_csv_with_exactly_the_limit_of_bad_rows_lists_them_all():
+    data = b"number,number_type\n" + b"+14155550100,mobile\n" * 100
+
+    with pytest.raises(InputError) as info:
+        read_csv(data)
+
+    assert len(info.value.problems) == 101
+    assert info.value.problems[-1].startswith("Line 101, column number_type")
+
+
+def test_an_unreadable_line_is_reported_after_the_bad_rows_before_it():
+    data = b'number,number_type\n+14155550100,mobile\n"' + b"1" * 200_000 + b'"\n'
+
+    with pytest.raises(InputError) as info:
+        read_csv(data)
+
+    assert info.value.problems[1].startswith("Line 2, column number_type")
+    assert info.value.problems[2].startswith("Line 3 of the CSV cannot be read: field larger")
 
 
 # --------------------------------------------------------------------------------------------

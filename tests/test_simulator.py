@@ -897,6 +897,7 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
     assert [p.project_id for p in projects] == [
         str(uuid.UUID(int=2)),
         simulator_module.DEMO_PROJECT_ID,
+        simulator_module.SECOND_DEMO_PROJECT_ID,
     ]
     assert projects[0].numbers_scope is False
     assert projects[0].overrides == {"rate_limit": 3}

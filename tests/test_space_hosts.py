@@ -16,7 +16,6 @@ from django.test import override_settings
 from django.urls import reverse
 
 from phone_numbers import importing
-from phone_numbers.connection import check_connection
 from phone_numbers.models import (
     ConnectionStatus,
     FailureCategory,
@@ -25,6 +24,7 @@ from phone_numbers.models import (
     is_space_host,
 )
 from phone_numbers.number_input import read_pasted
+from phone_numbers.space_access import check_connection
 from tests.conftest import run_manage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]

@@ -148,7 +148,7 @@ def test_a_list_changed_after_the_preview_is_previewed_again(client, support_use
         ({"capabilities": []}, "Choose at least one capability."),
         ({"number_type": "mobile"}, "Select a valid choice"),
         ({"project": ""}, "Choose the project to import into."),
-        ({"ticket": "x" * 101}, "Ensure this value has at most 100 characters"),
+        ({"ticket": "x" * 101}, "at most 100 characters (this one has 101): shorten it"),
     ],
 )
 def test_bad_input_names_the_field_to_fix(client, support_user, project, overrides, message):
@@ -211,6 +211,27 @@ def test_a_bad_csv_is_refused_naming_the_line(client, support_user, project):
 
     assertContains(response, "Line 2, column capabilities")
     assert not ImportJob.objects.exists()
+
+
+def test_a_csv_with_several_bad_rows_lists_each_and_nothing_is_saved(
+    client, support_user, project, sent
+):
+    client.force_login(support_user)
+    data = form_data(project, numbers="") | {"confirm": "0" * 64}
+
+    for headers in (HTMX, {}):
+        upload = SimpleUploadedFile(
+            "numbers.csv",
+            b"number,capabilities\n+14155550100,telex\n+14155550101,sms\n+1415,video\n",
+        )
+        response = preview(client, data | {"csv_file": upload}, **headers)
+
+        assertContains(response, "2 rows of the CSV need correcting")
+        assertContains(response, "Line 2, column capabilities: “telex”")
+        assertContains(response, "Line 4, column capabilities: “video”")
+    assert not ImportJob.objects.exists()
+    assert not NumberImport.objects.exists()
+    assert sent == []
 
 
 def test_pasting_and_uploading_at_once_is_refused(client, support_user, project):

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
+from phone_numbers.capabilities import CAPABILITIES
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, NumberImport
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
@@ -223,24 +224,22 @@ def test_filters_narrow_the_list(client, support_user, add_number, admin_user):
     ]
 
 
-@pytest.mark.parametrize("capability", ["sms", "voice", "fax", "mms"])
+@pytest.mark.parametrize("capability", CAPABILITIES)
 def test_the_capability_filter_lists_the_numbers_that_have_it_on_both_databases(
     client, support_user, add_number, capability
 ):
-    # Each number lacks one capability; the last has none at all.
-    everything = ["sms", "voice", "fax", "mms"]
-    for index, lacking in enumerate(everything):
-        add_number(f"+1415555010{index}", capabilities=[c for c in everything if c != lacking])
-    add_number("+14155550104", capabilities=[])
+    # Number i lacks capability i; the last number has none at all.
+    numbers = [f"+1415555010{index}" for index in range(len(CAPABILITIES))]
+    for number, lacking in zip(numbers, CAPABILITIES, strict=True):
+        add_number(number, capabilities=[name for name in CAPABILITIES if name != lacking])
+    add_number("+14155550109", capabilities=[])
     client.force_login(support_user)
 
     response = search(client, capability=capability)
 
     assert response.status_code == 200
-    lacking_it = f"+1415555010{everything.index(capability)}"
-    assert shown(response) == [
-        f"+1415555010{index}" for index in (3, 2, 1, 0) if f"+1415555010{index}" != lacking_it
-    ]
+    lacking_it = numbers[CAPABILITIES.index(capability)]
+    assert shown(response) == [number for number in reversed(numbers) if number != lacking_it]
 
 
 def test_imported_between_two_dates(client, support_user, add_number):

@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.views.debug import ExceptionReporter
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
-from phone_numbers.connection import end_stale_connection_checks
 from phone_numbers.forms import ProjectForm
 from phone_numbers.models import ConnectionStatus, Credential, Project
+from phone_numbers.space_access import end_stale_connection_checks
 from phone_numbers.tasks import check_project_connection
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]

@@ -1,9 +1,12 @@
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import phonenumbers
 from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
+
+from phone_numbers.capabilities import CAPABILITY_LABELS
 
 register = template.Library()
 
@@ -18,9 +21,16 @@ def ago(moment: datetime | None) -> str:
     return f"{timesince(moment)} ago"
 
 
+@register.simple_tag
+def capability_choices() -> list[tuple[str, str]]:
+    """Every capability as (name, label), for a form written out in a template."""
+    return list(CAPABILITY_LABELS.items())
+
+
 @register.filter
-def split(text: str) -> list[str]:
-    return text.split()
+def capability_labels(names: Iterable[str]) -> str:
+    """["sms", "voice"] → "SMS, Voice"; a name the portal does not know is shown as it is."""
+    return ", ".join(CAPABILITY_LABELS.get(name, name) for name in names)
 
 
 @register.filter

@@ -18,7 +18,16 @@ from django.core.management.base import BaseCommand, CommandError
 from phone_numbers.models import Project
 from phone_numbers.roles import ADMINS
 from phone_numbers.signalwire import API_PATH
-from phone_numbers.simulator import DEMO_PROJECT_ID, DEMO_SPACE_HOST, DEMO_TOKEN
+from phone_numbers.simulator import (
+    CONTROL_PREFIX,
+    DEMO_PROJECT_ID,
+    DEMO_SPACE_HOST,
+    DEMO_TOKEN,
+    SECOND_DEMO_PROJECT_ID,
+    SECOND_DEMO_SPACE_HOST,
+    SECOND_DEMO_TOKEN,
+    SimProject,
+)
 from phone_numbers.tasks import check_project_connection
 
 ADMIN_USERNAME = "admin"
@@ -40,6 +49,77 @@ def create_first_admin() -> tuple[bool, str | None]:
     admin = users.objects.create_superuser(ADMIN_USERNAME, password=password or generated)
     admin.groups.add(Group.objects.get(name=ADMINS))
     return True, generated
+
+
+def admin_login(created: bool, generated_password: str | None) -> str:
+    """How to log in as `admin`, as the banner says it: only what is known to be true."""
+    if generated_password:
+        return (
+            f"user {ADMIN_USERNAME}, password {generated_password}\n"
+            "  (shown only this once: change it under Password after logging in)"
+        )
+    if created:
+        return f"user {ADMIN_USERNAME}, password from PORTAL_ADMIN_PASSWORD"
+    # The admin exists from an earlier start: its password may have been generated, taken
+    # from PORTAL_ADMIN_PASSWORD, or changed since. Only a check against the hash can tell.
+    from_environment = os.environ.get("PORTAL_ADMIN_PASSWORD")
+    admin = get_user_model().objects.get(username=ADMIN_USERNAME)
+    if from_environment and admin.check_password(from_environment):
+        return f"user {ADMIN_USERNAME}, password from PORTAL_ADMIN_PASSWORD"
+    reset = f"reset it with: .venv/bin/python manage.py changepassword {ADMIN_USERNAME}"
+    if from_environment:
+        return (
+            f"user {ADMIN_USERNAME} with its own password: PORTAL_ADMIN_PASSWORD is not it "
+            f"(it is used only when the admin is created; {reset})"
+        )
+    return f"user {ADMIN_USERNAME} with the password it already has (forgotten? {reset})"
+
+
+def simulator_command(port: int, extra_projects: list[str]) -> list[str]:
+    """The simulator's command line: the two demo projects, and any added with flags."""
+    extra = [argument for spec in extra_projects for argument in ("--project", spec)]
+    return [
+        sys.executable,
+        "-m",
+        "phone_numbers.simulator",
+        "--port",
+        str(port),
+        "--demo",
+        *extra,
+    ]
+
+
+def banner_body(login: str, simulator_port: int, extra_projects: list[str]) -> str:
+    """What runportal prints under its address once the portal answers: who logs in, and the
+    projects the simulator serves.
+
+    The tokens printed are the simulator's own, which only it accepts (or ones typed on this
+    command line): they are here so that someone trying the portal need not dig them out.
+    """
+    simulator = f"http://127.0.0.1:{simulator_port}"
+    lines = [
+        f"  Log in as {login}",
+        "  “Demo customer (simulator)” imports into the local SignalWire simulator at "
+        f"{simulator}:",
+        f"    Space host {DEMO_SPACE_HOST}, project ID {DEMO_PROJECT_ID},",
+        f"    API token {DEMO_TOKEN}",
+        "  To try Projects → Add project, the simulator also serves:",
+        f"    Space host {SECOND_DEMO_SPACE_HOST}, project ID {SECOND_DEMO_PROJECT_ID},",
+        f"    API token {SECOND_DEMO_TOKEN}",
+    ]
+    for spec in extra_projects:
+        project = SimProject.parse(spec)
+        lines.append(
+            f"    Space host {project.space_host}, project ID {project.project_id}, "
+            "API token as given"
+        )
+    lines += [
+        "  More projects: runportal --simulator-project ID:TOKEN[:SPACE_HOST], or while it runs",
+        f"    POST {simulator}{CONTROL_PREFIX}/projects "
+        '{"project_id": …, "token": …, "space_host": …}',
+        "  Web server, Celery worker, Celery beat and simulator run until Ctrl-C.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def create_demo_project() -> Project | None:
@@ -67,10 +147,29 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--simulator-port", type=int, default=8765)
         parser.add_argument("--worker-concurrency", type=int, default=8)
+        parser.add_argument(
+            "--simulator-project",
+            action="append",
+            default=[],
+            metavar="ID:TOKEN[:SPACE_HOST]",
+            help="one more project for the simulator to serve, beside the two demo projects "
+            "(ID is a UUID; SPACE_HOST defaults to demo.signalwire.test). Repeatable.",
+        )
 
     def handle(
-        self, *args, port: int, simulator_port: int, worker_concurrency: int, **options
+        self,
+        *args,
+        port: int,
+        simulator_port: int,
+        worker_concurrency: int,
+        simulator_project: list[str],
+        **options,
     ) -> None:
+        for spec in simulator_project:
+            try:
+                SimProject.parse(spec)
+            except ValueError as exc:
+                raise CommandError(f"--simulator-project: {exc}") from None
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         created, generated_password = create_first_admin()
@@ -91,14 +190,7 @@ class Command(BaseCommand):
                 "INFO",
             ],
             "beat": [*celery, "beat", "--loglevel", "INFO"],
-            "simulator": [
-                sys.executable,
-                "-m",
-                "phone_numbers.simulator",
-                "--port",
-                str(simulator_port),
-                "--demo",
-            ],
+            "simulator": simulator_command(simulator_port, simulator_project),
         }
         # Every project of this local portal talks to the simulator, never to SignalWire.
         # The allow setting matters only if DATABASE_URL puts it in production mode: this
@@ -116,7 +208,7 @@ class Command(BaseCommand):
                 # Each part gets its own process group, so stopping one also stops its
                 # children (runserver's reloader, the worker's pool).
                 # Bandit B404/B603 are false alarms: the commands are built here from
-                # sys.executable and fixed arguments, with no shell.
+                # sys.executable and this command's own arguments, with no shell.
                 processes[name] = subprocess.Popen(  # nosec B603
                     command, cwd=settings.BASE_DIR, env=env, start_new_session=True
                 )
@@ -124,7 +216,13 @@ class Command(BaseCommand):
             if demo_project:
                 demo_project.start_connection_check()
                 check_project_connection.delay(demo_project.pk)
-            self.print_banner(f"http://{address}/", created, generated_password)
+            self.stdout.write(
+                self.style.SUCCESS(f"\nThe Number Import Portal is running at http://{address}/\n")
+                + banner_body(
+                    admin_login(created, generated_password), simulator_port, simulator_project
+                )
+            )
+            self.stdout.flush()
             self.wait_for_any_exit(processes)
         except KeyboardInterrupt:
             self.stdout.write("\nStopping the portal…")
@@ -155,27 +253,6 @@ class Command(BaseCommand):
                     f"The {name} process stopped (exit code {process.returncode}); "
                     "stopping the portal."
                 )
-
-    def print_banner(self, url: str, created: bool, generated_password: str | None) -> None:
-        if generated_password:
-            login = (
-                f"user {ADMIN_USERNAME}, password {generated_password}\n"
-                "  (shown only this once: change it under Password after logging in)"
-            )
-        elif created:
-            login = f"user {ADMIN_USERNAME}, password from PORTAL_ADMIN_PASSWORD"
-        else:
-            login = (
-                f"user {ADMIN_USERNAME} with the password printed when it was created "
-                f"(reset it with: .venv/bin/python manage.py changepassword {ADMIN_USERNAME})"
-            )
-        self.stdout.write(
-            self.style.SUCCESS(f"\nThe Number Import Portal is running at {url}\n")
-            + f"  Log in as {login}\n"
-            "  “Demo customer (simulator)” imports into the local SignalWire simulator.\n"
-            "  Web server, Celery worker, Celery beat and simulator run until Ctrl-C.\n"
-        )
-        self.stdout.flush()
 
 
 def stop_all(processes: dict[str, subprocess.Popen]) -> None:

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from phone_numbers.models import ALL_CAPABILITIES, ImportJob, ImportStatus, NumberImport, Project
+from phone_numbers.capabilities import CAPABILITIES
+from phone_numbers.models import ImportJob, ImportStatus, NumberImport, Project
 
 # Regions with numbers of the usual lengths; each contributes numbers of its example ranges.
 REGIONS = ["US", "CA", "GB", "DE", "FR", "ES", "IT", "NL", "AU", "BR", "MX", "IN", "JP", "SE"]
@@ -69,7 +70,7 @@ class Command(BaseCommand):
                     source=rng.choice(ImportJob.Source.values),
                     ticket=f"HD-{rng.randint(10000, 99999)}",
                     number_type="longcode",
-                    capabilities=ALL_CAPABILITIES,
+                    capabilities=list(CAPABILITIES),
                     input_digest=uuid.uuid4().hex,
                     # Seeded pending numbers stay put: nothing sends them to SignalWire.
                     paused_at=now,
@@ -89,7 +90,7 @@ class Command(BaseCommand):
                             input_line=index + 1,
                             number_type=rng.choice(["longcode"] * 9 + ["tollfree"]),
                             capabilities=rng.choice(
-                                [ALL_CAPABILITIES, ["sms", "voice"], ["voice"], ["sms", "mms"]]
+                                [list(CAPABILITIES), ["sms", "voice"], ["voice"], ["sms", "mms"]]
                             ),
                             status=status,
                             attempts=1 if status != ImportStatus.PENDING else 0,

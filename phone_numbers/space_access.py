@@ -1,4 +1,7 @@
-"""A project's connection to SignalWire: its client, and the "Check connection" operation."""
+"""A project's access to its SignalWire Space: its client, and the "Check connection" operation.
+
+Named space_access, not connection, so that it never reads as django.db.connection.
+"""
 
 import logging
 

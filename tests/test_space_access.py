@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertContains, assertNotContains
 
-from phone_numbers.connection import end_stale_connection_checks
 from phone_numbers.models import ConnectionStatus, Project, connection_check_time_limit
 from phone_numbers.signalwire import API_PATH
+from phone_numbers.space_access import end_stale_connection_checks
 from phone_numbers.tasks import check_project_connection
 from tests.conftest import free_port, raw_answer
 
@@ -292,7 +292,7 @@ def test_a_refused_port_a_tls_hang_up_and_a_silent_port_read_the_same(
     project = project_for(make_project, sim_project, token=sim_project.token)
     outcomes = []
 
-    with caplog.at_level(logging.WARNING, logger="phone_numbers.connection"):
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.space_access"):
         for url in (refused, tls_hang_up, plain_hang_up, silent):
             settings.SIGNALWIRE_BASE_URL = url
             outcomes.append(status_after_check(project))
@@ -358,7 +358,7 @@ def test_what_a_server_says_is_logged_but_never_stored_or_shown(
     server = hostile_server("answer", lambda request: answer)
     base_url = f"http://127.0.0.1:{server.port}{API_PATH}"
 
-    with caplog.at_level(logging.WARNING, logger="phone_numbers.connection"):
+    with caplog.at_level(logging.WARNING, logger="phone_numbers.space_access"):
         outcome = check_against(settings, base_url, make_project, sim_project)
 
     assert outcome == (status, detail)
