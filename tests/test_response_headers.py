@@ -89,8 +89,13 @@ def test_a_logged_in_page_denies_the_same_features(client, admin_user):
 
 
 @pytest.fixture
-def gunicorn_url(transactional_db, tmp_path):
-    """The portal under real gunicorn, configured by gunicorn.conf.py, on a free port."""
+def gunicorn_url(transactional_db, django_db_serialized_rollback, tmp_path):
+    """The portal under real gunicorn, configured by gunicorn.conf.py, on a free port.
+
+    Its test is transactional (gunicorn reads what it writes) and restores the database as it
+    found it: emptied instead, a later test with serialized_rollback would find the content
+    types already there, recreated by the flush, and fail at set-up to load them again.
+    """
     from django.conf import settings
 
     port = free_port()
