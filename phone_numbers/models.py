@@ -566,7 +566,6 @@ class Holds(models.Lookup):
     """
 
     lookup_name = "holds"
-    prepare_rhs = False
 
     def as_sql(self, compiler, connection) -> tuple[str, list]:
         return compiler.compile(DataContains(self.lhs, [self.rhs]))
