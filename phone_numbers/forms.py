@@ -336,6 +336,8 @@ class NumberSearchForm(forms.Form):
         choices=[("", "Any status")] + ImportStatus.choices,
         required=False,
         initial=ImportStatus.IMPORTED,
+        # No status in the URL means imported: the URL carries "Any status", not "Imported".
+        widget=forms.Select(attrs={"data-default": ImportStatus.IMPORTED}),
     )
     number_type = forms.ChoiceField(
         label="Type", choices=[("", "Any type")] + NumberType.choices, required=False

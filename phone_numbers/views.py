@@ -40,6 +40,7 @@ from phone_numbers.models import (
     Project,
 )
 from phone_numbers.tasks import check_project_connection
+from phone_numbers.templatetags.portal import phone, thousands
 
 PROJECT_SEARCH_MAX_LENGTH = 200
 PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
@@ -481,6 +482,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at", "-pk")
     )
     page = Paginator(jobs, JOBS_PAGE_SIZE).get_page(request.GET.get("page"))
+    for job in page:
+        counts = _annotated_counts(job)
+        job.shown_status, job.shown_status_text = job.status_for(counts), job.status_text(counts)
     return render(request, "phone_numbers/job_list.html", {"page": page})
 
 
@@ -541,11 +545,11 @@ def job_retry_failed(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request,
         ngettext(
-            "%(count)d failed number is being retried.",
-            "%(count)d failed numbers are being retried.",
+            "%(count)s failed number is being retried.",
+            "%(count)s failed numbers are being retried.",
             restarted,
         )
-        % {"count": restarted},
+        % {"count": thousands(restarted)},
     )
     return redirect(job)
 
@@ -564,25 +568,25 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     messages.success(
         request,
         ngettext(
-            "%(count)d number not yet sent was cancelled.",
-            "%(count)d numbers not yet sent were cancelled.",
+            "%(count)s number not yet sent was cancelled.",
+            "%(count)s numbers not yet sent were cancelled.",
             cancelled,
         )
-        % {"count": cancelled},
+        % {"count": thousands(cancelled)},
     )
     if checking := job.numbers.filter(status=ImportStatus.PENDING, needs_lookup=True).count():
         messages.info(
             request,
             ngettext(
-                "%(count)d number may already be in the Space (an earlier request may have "
+                "%(count)s number may already be in the Space (an earlier request may have "
                 "imported it): it is checked on SignalWire first, then shown as imported or "
                 "cancelled.",
-                "%(count)d numbers may already be in the Space (an earlier request may have "
+                "%(count)s numbers may already be in the Space (an earlier request may have "
                 "imported them): they are checked on SignalWire first, then shown as imported "
                 "or cancelled.",
                 checking,
             )
-            % {"count": checking},
+            % {"count": thousands(checking)},
         )
     return redirect(job)
 
@@ -631,15 +635,15 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
             number_import, form.cleaned_data["number_type"], form.cleaned_data["capabilities"]
         )
     except importing.ImportRefused as exc:
-        messages.error(request, f"{number_import.number} was not retried: {exc}")
+        messages.error(request, f"{phone(number_import.number)} was not retried: {exc}")
         return redirect(number_import.job)
     if restarted:
         audit.record_number_retry(request, number_import, form.cleaned_data)
-        messages.success(request, f"{number_import.number} is being retried.")
+        messages.success(request, f"{phone(number_import.number)} is being retried.")
     else:
         messages.error(
             request,
-            f"{number_import.number} was not retried: it is not failed any more, or it is "
+            f"{phone(number_import.number)} was not retried: it is not failed any more, or it is "
             "already being imported by another job.",
         )
     return redirect(number_import.job)

@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
-PUBLIC = "public"  # no login: the login page and the load balancer's probe
+PUBLIC = "public"  # no login: the login page, the load balancer's probe, the icon
 ANY_ROLE = "any role"  # a login with the Support role is enough
 ADMINS_ONLY = "admins only"  # needs a permission that Support lacks: Support gets 403
 
@@ -22,6 +22,7 @@ ACCESS = {
     "password_change": (ANY_ROLE, None),
     "password_change_done": (ANY_ROLE, None),
     "phone_numbers:healthz": (PUBLIC, None),
+    "favicon": (PUBLIC, None),
     "phone_numbers:home": (ANY_ROLE, None),
     "phone_numbers:project_list": (ANY_ROLE, None),
     "phone_numbers:project_detail": (ANY_ROLE, "project"),

@@ -5,7 +5,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertRedir
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 # The Django admin's login (admin_login answers it first) is public like the portal's own.
-PUBLIC_URL_NAMES = {"login", "admin_login", "phone_numbers:healthz"}
+PUBLIC_URL_NAMES = {"login", "admin_login", "phone_numbers:healthz", "favicon"}
 
 
 def named_urls_without_arguments(resolver=None, namespace=""):
@@ -28,6 +28,13 @@ def test_every_page_but_login_and_healthz_sends_an_anonymous_visitor_to_login(cl
         url = reverse(name)
         response = client.get(url)
         assertRedirects(response, f"{reverse('login')}?next={url}", fetch_redirect_response=False)
+
+
+def test_the_favicon_is_served_to_anyone_for_the_pages_that_name_none(client):
+    response = client.get("/favicon.ico", follow=True)
+
+    assertRedirects(response, "/static/favicon.svg")
+    assert response.status_code == 200
 
 
 def test_anonymous_visitor_is_sent_to_the_django_admin_login(client):

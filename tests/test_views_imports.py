@@ -414,7 +414,7 @@ def test_a_second_large_preview_of_the_same_person_is_refused_before_its_input_i
     # Only the colleague's file was read: the refusal came first.
     assert csv_files_read == [len(other_large)]
     # (The nested requests' contexts are in `first.context` too: read its page instead.)
-    assertContains(first, f"of {LARGE_COUNT} lines")
+    assertContains(first, f"of {LARGE_COUNT:,} lines")
     # The hold ends with the preview.
     after = preview(client, form_data(project, numbers="") | other_large_upload(), **HTMX)
     assert len(after.context["preview"].rows) == LARGE_COUNT
@@ -719,8 +719,8 @@ def test_a_line_with_two_readings_is_shown_with_both_and_left_out_until_one_is_c
     [row] = [row for row in response.context["preview"].rows if row.line_number == 2]
     assert (row.e164, [e164 for e164, _ in row.readings]) == (None, ["+497121234", "+16497121234"])
     assert response.context["preview_counts"].to_choose == 1
-    assertContains(response, '<option value="+497121234">+497121234</option>', html=True)
-    assertContains(response, '<option value="+16497121234">+16497121234</option>', html=True)
+    assertContains(response, '<option value="+497121234">+49 7121 234</option>', html=True)
+    assertContains(response, '<option value="+16497121234">+1 649-712-1234</option>', html=True)
     assertContains(response, "1 to choose")
     confirm(client, data)
     assert list(ImportJob.objects.get().numbers.values_list("number", flat=True)) == [

@@ -1,3 +1,4 @@
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -7,6 +8,7 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from phone_numbers.capabilities import CAPABILITY_LABELS
+from phone_numbers.models import NumberType
 
 register = template.Library()
 
@@ -42,3 +44,36 @@ def phone(e164: str) -> str:
         )
     except phonenumbers.NumberParseException:
         return e164
+
+
+@register.filter
+def thousands(count: int) -> str:
+    """50000 → "50,000": a big count read at a glance."""
+    return f"{count:,}"
+
+
+@register.filter
+def number_type_label(name: str) -> str:
+    """ "longcode" → "Long code", as NumberType labels it; an unknown name is shown as it is."""
+    try:
+        return NumberType(name).label
+    except ValueError:
+        return name
+
+
+@register.filter
+def lower_first(text: str) -> str:
+    """ "Assumed United States, …" → "assumed United States, …", to follow on in a sentence
+    (the country keeps its capitals)."""
+    return text[:1].lower() + text[1:]
+
+
+# An E.164 number inside a text: "+14155550100 (job 5)", or a friendly name that is one.
+E164_IN_TEXT = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
+
+
+@register.filter
+def readable(text: str) -> str:
+    """Every E.164 number in the text as people read numbers: SignalWire's default friendly
+    name ("+14155550100"), an audit entry's target ("+14155550100 (job 5)")."""
+    return E164_IN_TEXT.sub(lambda match: phone(match.group()), text)
