@@ -18,8 +18,12 @@ All three against the same SignalWire simulator (200 ms per request, no faults),
 It runs on a Redis of its own (a free port) and a throwaway PostgreSQL database on
 DATABASE_URL's server (default postgres://postgres@127.0.0.1:5432), both gone at the end.
 
+With --profile, py-spy (a dev extra) samples both workers while (a) imports, and the run
+prints where their CPU went: the functions most often on the CPU themselves, and the portal's
+own functions and Celery's steps with everything they call.
+
     .venv/bin/python bench/import_throughput.py [--numbers 1000] [--latency-ms 200]
-        [--no-limited-run] [--limited-timeout 120]
+        [--no-limited-run] [--limited-timeout 120] [--profile [--stacks DIR]]
 """
 
 import argparse
@@ -27,11 +31,15 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,6 +229,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     response = client.post(url, data, headers=HTMX)
     preview_seconds = time.perf_counter() - started
     assert len(response.context["preview"].importable) == args.numbers
+    profile_dir = args.stacks or workdir
+    profilers = [Profiler(worker, profile_dir) for worker in workers] if args.profile else []
     cpu_before = cpu_seconds(workers)
     started = time.perf_counter()
     response = client.post(url, data | {"confirm": response.context["digest"]}, headers=HTMX)
@@ -230,6 +240,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     wait_until_terminal(job)
     portal_seconds = time.perf_counter() - started
     cpu_after = cpu_seconds(workers)
+    samples = sum((profiler.stop() for profiler in profilers), Counter())
     counts = job.counts()
     created = simulator.stats()["created"].get(portal_sim.project_id, {})
     assert counts["imported"] == args.numbers, counts
@@ -284,6 +295,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     print("Where the portal's time goes (per number, median / 90th percentile, ms):")
     for name, values in timeline.items():
         print(f"  {name:<44} {percentile(values, 50):7.1f} / {percentile(values, 90):7.1f}")
+    if args.profile:
+        print_profile(samples, workers_cpu / args.numbers * 1000)
 
     if args.limited_run:
         # Their threads would take the limited run's tasks at the other rate limit.
@@ -379,6 +392,77 @@ def limited_run(
     )
 
 
+class Profiler:
+    """py-spy sampling one worker process from outside it, until stop() (SIGINT) writes the
+    stacks it saw as collapsed text. Only the thread holding the GIL is sampled: one waiting
+    for the database, Redis or SignalWire has let go of it, and on a busy machine py-spy's own
+    test of idleness counts such a thread, runnable but not running, as busy."""
+
+    RATE = 250
+
+    def __init__(self, worker: portal_processes.CeleryProcess, directory: Path) -> None:
+        py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
+        if py_spy is None:
+            sys.exit("--profile needs py-spy: pip install py-spy (a dev extra)")
+        self.output = directory / f"{worker.name}.stacks"
+        self.process = subprocess.Popen(
+            [py_spy, "record", "--pid", str(worker.process.pid), "--rate", str(self.RATE)]
+            + ["--gil", "--format", "raw", "--nonblocking", "--output", str(self.output)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> Counter:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+        stacks: Counter = Counter()
+        for line in self.output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            stacks[stack] += int(count)
+        return stacks
+
+
+def print_profile(stacks: Counter, cpu_ms_per_number: float, top: int = 10) -> None:
+    """Where the samples were: inside the task or in Celery around it; by package (of the
+    innermost frame); the functions most often innermost (their own code); and the portal's
+    functions with everything they call."""
+    total = sum(stacks.values())
+    if not total:
+        print("The profile holds no samples.")
+        return
+    own: Counter = Counter()
+    packages: Counter = Counter()
+    inclusive: Counter = Counter()
+    in_task = 0
+    for stack, count in stacks.items():
+        # "function (package/module.py:line)": without the line, a function is one entry.
+        frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";")]
+        own[frames[-1]] += count
+        packages[re.sub(r".*\(([^/.]+).*", r"\1", frames[-1])] += count
+        for frame in set(frames):
+            if "(phone_numbers/" in frame:
+                inclusive[frame] += count
+        in_task += count * any(frame.startswith("import_phone_number ") for frame in frames)
+
+    def show(title: str, counter: Counter) -> None:
+        print(f"  {title}:")
+        for name, count in counter.most_common(top):
+            share = count / total
+            print(f"    {share:6.1%}  {share * cpu_ms_per_number:5.2f} ms  {name}")
+
+    print(
+        f"Where the workers' CPU goes (py-spy, {total:,} samples holding the GIL at "
+        f"{Profiler.RATE}/s; share of samples, and of the {cpu_ms_per_number:.1f} ms a number):"
+    )
+    show(
+        "in the task, or in Celery around it (receiving, acknowledging, the event loop)",
+        Counter({"import_phone_number": in_task, "Celery around it": total - in_task}),
+    )
+    show("by package (innermost frame)", packages)
+    show("by function (innermost frame)", own)
+    show("the portal's functions, with what they call", inclusive)
+
+
 def cpu_seconds(workers: list) -> dict[str, float]:
     """CPU seconds used so far by the worker processes, and by the whole machine (/proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -455,6 +539,16 @@ def main() -> None:
         type=float,
         default=6 * LIMITED_SECONDS,
         help="seconds (d) may take before it reports how far it got",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the workers with py-spy during (a) and print where their CPU went",
+    )
+    parser.add_argument(
+        "--stacks",
+        type=Path,
+        help="with --profile, keep py-spy's collapsed stacks in this folder (flamegraph.pl)",
     )
     args = parser.parse_args()
     if args.sequential is None:

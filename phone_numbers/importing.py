@@ -19,7 +19,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
@@ -365,26 +365,49 @@ def start_job(
 
 
 def queue_pending(job: ImportJob) -> int:
-    """Send tasks for the job's next pending numbers, up to its concurrency; return how many."""
+    """Send tasks for the job's next pending numbers, up to its concurrency; return how many.
+
+    Its four statements are written in SQL: a worker runs them for every number it finishes,
+    and built by the ORM they took 2.9 ms of CPU, seven times what they take written out
+    (README, Benchmarks).
+    """
+    at = connection.ops.adapt_datetimefield_value
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), connection.cursor() as cursor:
         # One refill of a job at a time: two at once would both see the same free places and
         # fill them twice. The lock is the job's row, held for three short statements.
-        if not ImportJob.objects.select_for_update().filter(pk=job.pk, paused_at__isnull=True):
+        cursor.execute(
+            "SELECT 1 FROM phone_numbers_importjob WHERE id = %s AND paused_at IS NULL"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
+            [job.pk],
+        )
+        if cursor.fetchone() is None:
             return 0
-        in_flight = job.numbers.filter(
-            status__in=UNFINISHED_STATUSES, queued_at__isnull=False
-        ).count()
-        free = job_window() - in_flight
+        # The conditions of the partial indexes numberimport_in_flight and
+        # numberimport_ready_to_send, so that each reads only the rows it asks about.
+        cursor.execute(
+            "SELECT count(*) FROM phone_numbers_numberimport WHERE job_id = %s"
+            f" AND status IN ({', '.join(['%s'] * len(UNFINISHED_STATUSES))})"
+            " AND queued_at IS NOT NULL",
+            [job.pk, *UNFINISHED_STATUSES],
+        )
+        free = job_window() - cursor.fetchone()[0]
         if free <= 0:
             return 0
-        pks = list(
-            job.numbers.filter(status=ImportStatus.PENDING, queued_at__isnull=True)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .order_by("pk")
-            .values_list("pk", flat=True)[:free]
+        cursor.execute(
+            "SELECT id FROM phone_numbers_numberimport WHERE job_id = %s"
+            " AND status = %s AND queued_at IS NULL"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= %s) ORDER BY id LIMIT %s",
+            [job.pk, ImportStatus.PENDING, at(now), free],
         )
-        NumberImport.objects.filter(pk__in=pks).update(queued_at=now)
+        pks = [pk for (pk,) in cursor.fetchall()]
+        if not pks:
+            return 0
+        cursor.execute(
+            "UPDATE phone_numbers_numberimport SET queued_at = %s"
+            f" WHERE id IN ({', '.join(['%s'] * len(pks))})",
+            [at(now), *pks],
+        )
         transaction.on_commit(lambda: _send(pks))
     return len(pks)
 

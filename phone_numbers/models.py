@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Q, Subquery
 from django.db.models.fields.json import DataContains
 from django.db.models.functions import Cast, Coalesce
 from django.urls import reverse
@@ -634,6 +634,32 @@ class NumberImportQuerySet(models.QuerySet):
             return list(self.order_by("-pk")[start : start + size])
 
 
+# NumberImport.claim: pending → submitting, on the conditions its docstring gives.
+CLAIM_SQL = """
+    UPDATE phone_numbers_numberimport
+    SET status = %s, claimed_at = %s, updated_at = %s,
+        attempts = attempts + 1, attempts_this_round = attempts_this_round + 1
+    WHERE id = %s AND status = %s AND updated_at = %s
+        AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+        AND NOT EXISTS (
+            SELECT 1 FROM phone_numbers_importjob AS job
+            WHERE job.id = phone_numbers_numberimport.job_id AND job.paused_at IS NOT NULL
+        )
+        AND NOT EXISTS (
+            SELECT 1 FROM phone_numbers_project AS project
+            WHERE project.id = phone_numbers_numberimport.project_id AND NOT project.is_active
+        )
+        AND (
+            needs_lookup
+            OR NOT EXISTS (
+                SELECT 1 FROM phone_numbers_importjob AS job
+                WHERE job.id = phone_numbers_numberimport.job_id
+                    AND job.cancelled_at IS NOT NULL
+            )
+        )
+"""
+
+
 class NumberImport(models.Model):
     """One number inside a job, with its own status, attempts and SignalWire's answer."""
 
@@ -719,26 +745,19 @@ class NumberImport(models.Model):
         which it does not re-check. It also requires the row to be exactly as this object read
         it (every change of state stamps updated_at), so the new values are set here without
         reading the row again; a row changed meanwhile has a task of its own to come.
+
+        Written in SQL: a worker runs it for every number, and built by the ORM it took 2 ms
+        of CPU, twenty times what the statement as written costs (README, Benchmarks).
         """
         now = timezone.now()
-        job = ImportJob.objects.filter(pk=OuterRef("job_id"))
-        claimed = (
-            NumberImport.objects.filter(
-                pk=self.pk, status=ImportStatus.PENDING, updated_at=self.updated_at
+        at = connection.ops.adapt_datetimefield_value
+        with connection.cursor() as cursor:
+            cursor.execute(
+                CLAIM_SQL,
+                [ImportStatus.SUBMITTING, at(now), at(now)]
+                + [self.pk, ImportStatus.PENDING, at(self.updated_at), at(now)],
             )
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .exclude(Exists(job.filter(paused_at__isnull=False)))
-            .exclude(Exists(Project.objects.filter(pk=OuterRef("project_id"), is_active=False)))
-            # A cancelled job's number is claimed only to find out whether it is in the Space.
-            .filter(Q(needs_lookup=True) | ~Exists(job.filter(cancelled_at__isnull=False)))
-            .update(
-                status=ImportStatus.SUBMITTING,
-                claimed_at=now,
-                attempts=models.F("attempts") + 1,
-                attempts_this_round=models.F("attempts_this_round") + 1,
-                updated_at=now,
-            )
-        )
+            claimed = cursor.rowcount
         if claimed:
             self.status = ImportStatus.SUBMITTING
             self.claimed_at = self.updated_at = now
@@ -751,21 +770,44 @@ class NumberImport(models.Model):
         back (recovery gave it to another task). With `taken_back_too`, the row moves whatever
         became of it since, unless it is imported: SignalWire's answer that it created the
         number is the truth, however late it comes."""
-        fields["updated_at"] = timezone.now()
-        rows = NumberImport.objects.filter(pk=self.pk)
+        now = fields["updated_at"] = timezone.now()
+        at = connection.ops.adapt_datetimefield_value
         if taken_back_too:
-            rows = rows.exclude(status=ImportStatus.IMPORTED)
+            where, params = "id = %s AND status <> %s", [self.pk, ImportStatus.IMPORTED]
         else:
-            rows = rows.filter(status=ImportStatus.SUBMITTING, claimed_at=self.claimed_at)
-        with transaction.atomic():
-            moved = rows.update(**fields)
+            where = "id = %s AND status = %s AND claimed_at " + (
+                "IS NULL" if self.claimed_at is None else "= %s"
+            )
+            params = [self.pk, ImportStatus.SUBMITTING]
+            if self.claimed_at is not None:
+                params.append(at(self.claimed_at))
+        # In SQL, as the claim: built by the ORM, these two statements took 1.5 ms of a
+        # worker's CPU for every number.
+        assignments, values = [], []
+        for name, value in fields.items():
+            field = NumberImport._meta.get_field(name)
+            assignments.append(f"{field.column} = %s")
+            values.append(field.get_db_prep_save(value, connection))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE phone_numbers_numberimport SET {', '.join(assignments)} WHERE {where}",
+                values + params,
+            )
+            moved = cursor.rowcount
             if moved:
-                self.attempt_log.create(
-                    started_at=self.claimed_at or fields["updated_at"],
-                    outcome=outcome,
-                    http_status=fields.get("http_status"),
-                    error_code=fields.get("error_code", ""),
-                    message=fields.get("error_message", ""),
+                cursor.execute(
+                    "INSERT INTO phone_numbers_importattempt (number_import_id, started_at,"
+                    " finished_at, outcome, http_status, error_code, message)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        self.pk,
+                        at(self.claimed_at or now),
+                        at(now),
+                        outcome,
+                        fields.get("http_status"),
+                        fields.get("error_code", ""),
+                        fields.get("error_message", ""),
+                    ],
                 )
         if moved:
             # Plain values, as written: no need to read the row back.

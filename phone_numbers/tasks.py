@@ -1,8 +1,14 @@
+from functools import cache
+
 from celery import shared_task
 from django.core.management import call_command
+from django.db import connection, models
 
 from phone_numbers import audit, importing, space_access
-from phone_numbers.models import NumberImport, Project
+from phone_numbers.models import ImportJob, NumberImport, Project
+
+# What import_phone_number loads: a number import with its job and project.
+LOADED_TOGETHER: tuple[type[models.Model], ...] = (NumberImport, ImportJob, Project)
 
 
 @shared_task
@@ -23,13 +29,59 @@ def check_project_connection(project_pk: int) -> None:
 def import_phone_number(number_import_pk: int) -> None:
     # acks_late is safe: import_number claims the row first, so a redelivered message that
     # finds it claimed or finished does nothing.
-    number_import = (
-        NumberImport.objects.select_related("job", "project").filter(pk=number_import_pk).first()
-    )
+    number_import = _number_import_with_job_and_project(number_import_pk)
     if number_import is None or number_import.is_finished:
         return
     importing.import_number(number_import)
     importing.queue_pending(number_import.job)
+
+
+def _number_import_with_job_and_project(pk: int) -> NumberImport | None:
+    """The number import, its job and its project, as select_related("job", "project") loads
+    them: one query, each value converted from the database as the ORM does (a JSON field's,
+    SQLite's dates). Written in SQL: a worker loads one for every number, and the ORM took
+    0.75 ms of CPU for it, four times what this takes."""
+    sql, converted = _load_plan(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, field, column in converted:
+        for convert in connection.ops.get_db_converters(column) + field.get_db_converters(
+            connection
+        ):
+            values[index] = convert(values[index], column, connection)
+    loaded = []
+    for model in LOADED_TOGETHER:
+        fields = model._meta.concrete_fields
+        own, values = values[: len(fields)], values[len(fields) :]
+        loaded.append(model.from_db(connection.alias, [field.attname for field in fields], own))
+    number_import, job, project = loaded
+    number_import.job, number_import.project = job, project
+    return number_import
+
+
+@cache
+def _load_plan(vendor: str) -> tuple[str, list[tuple[int, models.Field, models.Expression]]]:
+    """The query, and the place, field and column of each value that needs converting: the
+    same for every connection to one kind of database, so worked out once."""
+    columns, converted = [], []
+    for model in LOADED_TOGETHER:
+        for field in model._meta.concrete_fields:
+            column = field.get_col(model._meta.db_table)
+            if connection.ops.get_db_converters(column) + field.get_db_converters(connection):
+                converted.append((len(columns), field, column))
+            columns.append(f"{model._meta.db_table}.{field.column}")
+    number_imports, jobs, projects = (model._meta.db_table for model in LOADED_TOGETHER)
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {number_imports}"
+        f" JOIN {jobs} ON {jobs}.id = {number_imports}.job_id"
+        f" JOIN {projects} ON {projects}.id = {number_imports}.project_id"
+        f" WHERE {number_imports}.id = %s"
+    )
+    return sql, converted
 
 
 @shared_task
