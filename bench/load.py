@@ -21,7 +21,8 @@ part used in each phase, the load average, and each target with "met" or "NOT me
 200 ms for every page, no failed request, throughput under load within 10% of (a).
 
     .venv/bin/python bench/load.py [--numbers 10000] [--latency-ms 100] [--support 30]
-        [--watchers 10] [--seed-numbers 30000] [--projects 5] [--warmup 20] [--timeout 300]
+        [--watchers 10] [--spawn-rate 2] [--seed-numbers 30000] [--projects 5] [--warmup 25]
+        [--timeout 150]
 """
 
 import argparse
@@ -411,12 +412,20 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100, help="simulator, per request")
     parser.add_argument("--support", type=int, default=30, help="simulated support users")
     parser.add_argument("--watchers", type=int, default=10, help="users on the live job page")
-    parser.add_argument("--spawn-rate", type=float, default=10, help="users started a second")
+    parser.add_argument(
+        "--spawn-rate",
+        type=float,
+        default=2,
+        help="users started (and logged in) a second: people arrive over a while, not at once",
+    )
     parser.add_argument("--seed-numbers", type=int, default=30_000)
     parser.add_argument("--projects", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1, help="for the queries Locust sends")
     parser.add_argument(
-        "--warmup", type=float, default=20, help="seconds of load before the import starts"
+        "--warmup",
+        type=float,
+        default=25,
+        help="seconds of load before the import starts: every user has logged in by then",
     )
     parser.add_argument(
         "--timeout",
