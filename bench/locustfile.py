@@ -18,15 +18,33 @@ import random
 from pathlib import Path
 
 import gevent
-from locust import HttpUser, between, constant, task
+from locust import HttpUser, between, constant, events, task
 
 PLAN = json.loads(Path(os.environ["LOAD_PLAN"]).read_text())
 HTMX = {"HX-Request": "true"}
 # The live job page asks for its fragment every 2 s (templates/.../job_live.html).
 POLL_SECONDS = 2
+LIVE_JOB_FILE = Path(PLAN["live_job_file"])
+ALL_IN_FILE = Path(PLAN["all_in_file"])
+# Response times (ms) by phase and page, beside Locust's own stats: "pages alone" once every
+# user has logged in, "during the import" once the live job has started.
+TIMES: dict[str, dict[str, list[float]]] = {"pages alone": {}, "during the import": {}}
 # Each simulated person logs in with an account of their own.
 SUPPORT_NAMES = itertools.cycle(PLAN["support_users"])
 WATCHER_NAMES = itertools.cycle(PLAN["watcher_users"])
+
+
+@events.request.add_listener
+def note_time(name: str, response_time: float, **kwargs) -> None:
+    if LIVE_JOB_FILE.exists():
+        TIMES["during the import"].setdefault(name, []).append(response_time)
+    elif ALL_IN_FILE.exists():
+        TIMES["pages alone"].setdefault(name, []).append(response_time)
+
+
+@events.quitting.add_listener
+def save_times(**kwargs) -> None:
+    Path(PLAN["times_file"]).write_text(json.dumps(TIMES))
 
 
 class PortalUser(HttpUser):
@@ -129,10 +147,9 @@ class WatcherUser(PortalUser):
 
     def on_start(self) -> None:
         super().on_start()
-        live_job_file = Path(PLAN["live_job_file"])
-        while not live_job_file.exists():
+        while not LIVE_JOB_FILE.exists():
             gevent.sleep(0.2)
-        self.job = live_job_file.read_text().strip()
+        self.job = LIVE_JOB_FILE.read_text().strip()
         self.page(f"/jobs/{self.job}/", "/jobs/<live>/", "-live")
 
     @task
