@@ -314,8 +314,9 @@ def sample_plan(
         NumberImport.objects.filter(status=ImportStatus.IMPORTED)
         .exclude(friendly_name="")
         .values_list("number", "friendly_name", "sid", "job__ticket", "project__name")
-        .order_by("?")[:20]
+        .order_by("pk")
     )
+    imported = rng.sample(imported, min(20, len(imported)))
     projects = list(Project.objects.filter(name__startswith="Seeded ").values_list("pk", flat=True))
     queries = []
     for number, friendly, sid, ticket, project_name in imported:
@@ -337,7 +338,8 @@ def sample_plan(
     export_queries = [
         (kind, query) for kind, query in queries if kind in ("4 digits", "7 digits", "ticket")
     ]
-    number_ids = list(NumberImport.objects.values_list("pk", flat=True).order_by("?")[:500])
+    number_ids = list(NumberImport.objects.values_list("pk", flat=True).order_by("pk"))
+    number_ids = rng.sample(number_ids, min(500, len(number_ids)))
     job_ids = list(ImportJob.objects.values_list("pk", flat=True))
     rng.shuffle(job_ids)
     return names | {
