@@ -422,7 +422,7 @@ class NumberSearchForm(forms.Form):
             **{lookup: data[name] for name, lookup in lookups.items() if name in data}
         )
         if "capability" in data:
-            numbers = numbers.filter(capabilities__contains=[data["capability"]])
+            numbers = numbers.filter(capabilities__holds=data["capability"])
         return numbers
 
 
