@@ -11,11 +11,15 @@ CHROMIUM := /usr/bin/chromium
 run: $(INSTALLED)
 	$(BIN)/python manage.py runportal
 
+# The tests run on PostgreSQL, then those marked both_databases again on SQLite, where
+# `make run` keeps its data (README: Run it and test it).
 test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive portal phone_numbers
 	$(BIN)/python scripts/with_test_servers.py $(BIN)/pytest
+	PORTAL_TEST_DATABASE=sqlite $(BIN)/python scripts/with_test_servers.py \
+		$(BIN)/pytest -m both_databases
 
 # Known vulnerabilities of every installed package, from PyPI's per-version JSON API, which
 # this workplace cannot reach (so it is not part of `make test`). --strict: a package it could

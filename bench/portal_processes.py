@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -264,3 +265,54 @@ def start_all(processes: list[CeleryProcess], stack: contextlib.ExitStack) -> No
         process.start()
     for process in processes:
         process.wait_ready()
+
+
+def start_gunicorn(env: dict[str, str], logdir: Path, stack: contextlib.ExitStack) -> tuple:
+    """`gunicorn portal.wsgi` as production starts it (gunicorn.conf.py), on a free loopback
+    port; returns (its base URL, its process). Stopped when `stack` closes."""
+    port = free_port()
+    log = (logdir / "gunicorn.log").open("ab")
+    stack.callback(log.close)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.wsgi"],
+        cwd=REPO_DIR,
+        env=env | {"GUNICORN_BIND": f"127.0.0.1:{port}"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    stack.callback(stop_process, process)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}: see {log.name}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_until(answers, 60, "gunicorn answering /healthz")
+    return base_url, process
+
+
+def cpu_seconds_of(pids: set[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes and all their descendants,
+    from /proc; a process that has already exited counts nothing."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    tree = set(pids)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = 0.0
+    for pid in tree:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used += (int(fields[11]) + int(fields[12])) / ticks
+    return used

@@ -204,6 +204,13 @@ def database_from_url(url: str) -> dict:
     return config
 
 
+# WAL and IMMEDIATE let the web server and the worker write side by side without "database is
+# locked" errors. (The SQLite pass of the tests uses them too: portal/test_settings.py.)
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
@@ -211,13 +218,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": private_sqlite_file(VAR_DIR / "portal.sqlite3"),
-            "OPTIONS": {
-                # WAL and IMMEDIATE let the web server and the worker write side by side
-                # without "database is locked" errors.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

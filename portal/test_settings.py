@@ -3,11 +3,18 @@
 The defaults are set before the settings module reads the environment. `make test` points
 DATABASE_URL and REDIS_URL at the servers it found or started; a plain `pytest` uses the
 machine's PostgreSQL on 127.0.0.1:5432.
+
+PORTAL_TEST_DATABASE=sqlite runs the tests on SQLite instead, as local mode (`make run`)
+keeps its data: `make test`'s second pass. Every other setting stays as on PostgreSQL, so the
+two passes differ only in the database.
 """
 
 import os
+import tempfile
+from pathlib import Path
 
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-" + "x" * 40)
@@ -42,4 +49,26 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 if os.environ.get("PORTAL_TEST_BROKER_KEYPREFIX"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "global_keyprefix": os.environ["PORTAL_TEST_BROKER_KEYPREFIX"]
+    }
+
+TEST_DATABASE = os.environ.get("PORTAL_TEST_DATABASE", "postgresql")
+if TEST_DATABASE not in ("postgresql", "sqlite"):
+    raise ImproperlyConfigured(
+        f"PORTAL_TEST_DATABASE must be postgresql or sqlite, not {TEST_DATABASE!r}"
+    )
+if TEST_DATABASE == "sqlite":
+    # A file, not SQLite's in-memory test database: the Celery workers and the live server
+    # of the integration and browser tests open it too. A worker inherits the file's name in
+    # PORTAL_TEST_SQLITE_FILE (tests/conftest.py), and each test run gets a file of its own.
+    os.environ.setdefault(
+        "PORTAL_TEST_SQLITE_FILE",
+        str(Path(tempfile.gettempdir()) / f"portal-test-{os.getpid()}.sqlite3"),
+    )
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["PORTAL_TEST_SQLITE_FILE"],
+            "OPTIONS": SQLITE_OPTIONS,  # noqa: F405
+            "TEST": {"NAME": os.environ["PORTAL_TEST_SQLITE_FILE"]},
+        }
     }

@@ -119,11 +119,13 @@ def start_redis(workdir: Path, stack: contextlib.ExitStack) -> int:
 
 def main(command: list[str]) -> int:
     private = os.environ.get("PORTAL_TEST_PRIVATE_SERVERS", "").lower() in {"1", "true", "yes"}
+    # The SQLite pass (portal/test_settings.py) needs no PostgreSQL server, only Redis.
+    on_sqlite = os.environ.get("PORTAL_TEST_DATABASE") == "sqlite"
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="portal-test-")))
         postgres_port = (
             SHARED_POSTGRES_PORT
-            if answers(SHARED_POSTGRES_PORT) and not private
+            if on_sqlite or (answers(SHARED_POSTGRES_PORT) and not private)
             else start_postgres(workdir, stack)
         )
         redis_port = (

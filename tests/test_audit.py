@@ -16,7 +16,7 @@ from phone_numbers.number_input import read_pasted
 from phone_numbers.roles import ADMINS, SUPPORT
 from phone_numbers.tasks import check_project_connection, import_phone_number
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 CANARY = "PTaudit-canary-token-7777"

@@ -9,7 +9,10 @@ from phone_numbers.models import ImportJob
 from tests.conftest import _forget_broker_connections, free_port
 
 # The view's transaction commits, so its on-commit send really runs inside the request.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.both_databases,
+]
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.conftest import REPO_DIR, SCREENSHOT_DIR, save_screenshot
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.both_databases,
     pytest.mark.browser,
     # The live server reads what the test writes; the roles' groups stay.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),

@@ -17,6 +17,7 @@ from tests.fakes import FakeSignalWire
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.both_databases,
     # The live server reads what the test writes; the roles' groups stay.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]

@@ -14,6 +14,7 @@ from tests.conftest import save_screenshot
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.both_databases,
     pytest.mark.browser,
     # The live server reads what the test writes; the roles' groups stay.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),

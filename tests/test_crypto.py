@@ -10,6 +10,8 @@ from django.test import override_settings
 from phone_numbers.crypto import DecryptionFailed, decrypt, encrypt
 from phone_numbers.models import Credential
 
+pytestmark = pytest.mark.both_databases
+
 CANARY = "PTcanary-7f3a9c2e5b1d4e8fa6c0"
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()

@@ -86,6 +86,9 @@ def test_runportal_serves_the_portal_and_stops_every_part(local_mode_env, tmp_pa
             "runportal",
             "--port",
             str(port),
+            # Not the default 8765, which a `make run` on this machine may hold.
+            "--simulator-port",
+            str(simulator_port),
             "--worker-concurrency",
             "2",
         ],
@@ -117,6 +120,9 @@ def test_runportal_serves_the_portal_and_stops_every_part(local_mode_env, tmp_pa
             seconds=30,
             what="the demo project's connection check",
         )
+
+        # The simulator answers on its port, so that the check below that it stopped can fail.
+        assert requests.get(f"http://127.0.0.1:{simulator_port}/", timeout=5).status_code
 
         portal.send_signal(signal.SIGINT)
         assert portal.wait(timeout=30) == 0

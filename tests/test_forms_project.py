@@ -5,6 +5,8 @@ import pytest
 from phone_numbers.forms import ProjectForm, normalise_space_host
 from phone_numbers.models import Credential, Project
 
+pytestmark = pytest.mark.both_databases
+
 
 def valid_data(**overrides) -> dict:
     return {

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from phone_numbers.models import AuditEntry, Credential, ImportJob, NumberImport, Project
 from phone_numbers.tasks import check_project_connection, import_phone_number
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 # The forms fuzzed below; add the numbers search of issue 6 as one more test and entry here.

@@ -13,6 +13,7 @@ from phone_numbers.number_input import read_pasted
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.both_databases,
     # Workers read what the test writes; the roles' groups stay for the tests after.
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
@@ -133,6 +134,9 @@ def test_a_worker_killed_mid_job_and_restarted_still_completes_the_job(
     assert len(created) == 120 and set(created.values()) == {1}
 
 
+@pytest.mark.postgresql_only(
+    reason="counts PostgreSQL's server connections (pg_stat_activity); SQLite has no server"
+)
 def test_each_worker_thread_keeps_one_database_connection_for_all_its_numbers(
     start_celery_worker, worker_env, project, admin_user
 ):
@@ -151,6 +155,9 @@ def test_each_worker_thread_keeps_one_database_connection_for_all_its_numbers(
     assert opened_during_the_job_and_kept == 2
 
 
+@pytest.mark.postgresql_only(
+    reason="cuts PostgreSQL's server connections (pg_terminate_backend); SQLite has no server"
+)
 def test_a_worker_whose_database_connections_were_cut_reconnects_for_the_next_numbers(
     start_celery_worker, worker_env, project, admin_user
 ):

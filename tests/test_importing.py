@@ -29,7 +29,7 @@ from phone_numbers.signalwire import (
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire, incoming_number, number_body
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 ALL = ["sms", "voice", "fax", "mms"]
 
@@ -322,6 +322,9 @@ def rows_read(sql: str) -> int:
         return read(cursor.fetchone()[0][0]["Plan"])
 
 
+@pytest.mark.postgresql_only(
+    reason="counts the rows PostgreSQL's query plans read (EXPLAIN ANALYZE)"
+)
 def test_queueing_the_next_numbers_reads_the_window_not_the_job_or_the_table(
     start, sent, make_project
 ):

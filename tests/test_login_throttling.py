@@ -5,7 +5,7 @@ from itertools import pairwise
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +17,7 @@ from phone_numbers.models import AuditAction, AuditEntry, LoginThrottle
 from phone_numbers.tasks import write_held_back_login_events
 from tests.conftest import run_manage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 def log_in(client, username: str, password: str, address: str = "127.0.0.1"):
@@ -398,7 +398,6 @@ def guesses_at_once(count: int, network: int) -> list[int]:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL")
 def test_of_guesses_racing_for_one_turn_of_the_slowdown_only_one_is_checked():
     checked_per_round = []
     for round_number in range(10):

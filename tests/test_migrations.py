@@ -3,6 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.mark.django_db
 def test_models_and_migrations_agree():

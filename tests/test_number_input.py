@@ -14,6 +14,8 @@ from phone_numbers.number_input import (
     read_pasted,
 )
 
+pytestmark = pytest.mark.both_databases
+
 
 def example_numbers():
     for region in sorted(phonenumbers.SUPPORTED_REGIONS):

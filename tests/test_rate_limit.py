@@ -14,7 +14,7 @@ from phone_numbers.models import ImportStatus
 from phone_numbers.rate_limit import SPACING_MARGIN, book_send_slot, hold_back_space
 from tests.fakes import FakeSignalWire
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 SPACE = "acme.signalwire.com"  # the Space of make_project's projects
 

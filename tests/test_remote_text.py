@@ -12,7 +12,7 @@ from phone_numbers.models import ImportStatus
 from phone_numbers.signalwire import API_PATH, SignalWireClient
 from tests.conftest import raw_answer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 BANNER = b"INTERNAL-ONLY: db=10.0.0.5 ready\r\n"
 
 

@@ -12,7 +12,9 @@ import requests
 from django.db import connection
 from django.urls import reverse
 
-from tests.conftest import REPO_DIR, _database_url, free_port
+from tests.conftest import REPO_DIR, _database_env, free_port
+
+pytestmark = pytest.mark.both_databases
 
 HTMX = {"HX-Request": "true"}
 DENIED_FEATURES = ["camera", "microphone", "geolocation", "payment", "usb"]
@@ -87,15 +89,20 @@ def test_a_logged_in_page_denies_the_same_features(client, admin_user):
 
 
 @pytest.fixture
-def gunicorn_url(transactional_db, tmp_path):
-    """The portal under real gunicorn, configured by gunicorn.conf.py, on a free port."""
+def gunicorn_url(transactional_db, django_db_serialized_rollback, tmp_path):
+    """The portal under real gunicorn, configured by gunicorn.conf.py, on a free port.
+
+    Its test is transactional (gunicorn reads what it writes) and restores the database as it
+    found it: emptied instead, a later test with serialized_rollback would find the content
+    types already there, recreated by the flush, and fail at set-up to load them again.
+    """
     from django.conf import settings
 
     port = free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.test_settings",
-        "DATABASE_URL": _database_url(connection.settings_dict),
+        **_database_env(connection.settings_dict),
         "PORTAL_ENCRYPTION_KEYS": ",".join(settings.PORTAL_ENCRYPTION_KEYS),
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": "1",

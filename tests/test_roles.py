@@ -5,7 +5,7 @@ from django.urls import reverse
 from phone_numbers.management.commands.runportal import create_first_admin
 from phone_numbers.roles import ADMINS, SUPPORT
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 def test_migrations_create_both_roles():

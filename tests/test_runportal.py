@@ -24,6 +24,9 @@ from phone_numbers.signalwire import CredentialsRejected, SignalWireClient
 from phone_numbers.tasks import check_project_connection
 from tests.conftest import REPO_DIR, free_port
 
+# runportal is `make run`, on SQLite: its database work is tried there too.
+pytestmark = pytest.mark.both_databases
+
 EXTRA_PROJECT_ID = str(uuid.UUID(int=7))
 EXTRA_TOKEN = "PTextra-project-token"
 

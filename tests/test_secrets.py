@@ -22,7 +22,7 @@ from phone_numbers.models import ConnectionStatus, ImportStatus, NumberImport, P
 from phone_numbers.simulator import SimProject
 from phone_numbers.tasks import check_project_connection, import_phone_number
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 CANARY = "PTcanary" + uuid.uuid4().hex
 HTMX = {"HX-Request": "true"}

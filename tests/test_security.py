@@ -14,6 +14,8 @@ from tests.conftest import run_manage
 from tests.test_settings import PRODUCTION_ENV
 from tests.test_url_roles import ACCESS, ADMINS_ONLY, ANY_ROLE, url_for
 
+pytestmark = pytest.mark.both_databases
+
 HTMX = {"HX-Request": "true"}
 SHOW_SECURITY_SETTINGS = (
     "from django.conf import settings as s; import json; print(json.dumps({name: "

@@ -7,6 +7,8 @@ from django.urls import reverse
 from tests.conftest import run_manage
 from tests.test_settings import PRODUCTION_ENV
 
+pytestmark = pytest.mark.both_databases
+
 SIMULATOR_URL = "http://127.0.0.1:8765/api/laml/2010-04-01"
 WARNING = f"every project's requests, API token included, go to {SIMULATOR_URL}"
 

@@ -19,7 +19,7 @@ from phone_numbers.space_access import end_stale_connection_checks
 from phone_numbers.tasks import check_project_connection
 from tests.conftest import free_port, raw_answer
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 @pytest.fixture

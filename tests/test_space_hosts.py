@@ -27,7 +27,7 @@ from phone_numbers.number_input import read_pasted
 from phone_numbers.space_access import check_connection
 from tests.conftest import run_manage
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 TOKEN = "PTstored-token-of-acme-9999"
 PROJECT_ID = "8f0c2a3e-1b2c-4d5e-8f90-123456789abc"

@@ -7,7 +7,7 @@ ACCESS classifies every named pattern of the portal. A new pattern that it does 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 PUBLIC = "public"  # no login: the login page, the load balancer's probe, the icon
 ANY_ROLE = "any role"  # a login with the Support role is enough

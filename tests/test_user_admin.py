@@ -7,7 +7,7 @@ from pytest_django.asserts import assertNotContains
 
 from phone_numbers.roles import ADMINS, SUPPORT
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 NEW_PASSWORD = "Correct-horse-battery-9"
 

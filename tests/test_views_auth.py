@@ -2,7 +2,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertRedirects
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 # The Django admin's login (admin_login answers it first) is public like the portal's own.
 PUBLIC_URL_NAMES = {"login", "admin_login", "phone_numbers:healthz", "favicon"}

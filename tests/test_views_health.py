@@ -6,7 +6,7 @@ from kombu import Connection
 from phone_numbers import health
 from portal.celery import app as celery_app
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 
 def test_healthz_answers_200_without_login_when_database_and_broker_answer(client):

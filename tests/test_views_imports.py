@@ -17,7 +17,7 @@ from phone_numbers.models import AuditAction, AuditEntry, ImportJob, ImportStatu
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 

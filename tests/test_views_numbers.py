@@ -8,10 +8,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
 
+from phone_numbers.capabilities import CAPABILITIES
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, NumberImport
 from phone_numbers.search import matching, newest_page
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 
@@ -222,6 +223,24 @@ def test_filters_narrow_the_list(client, support_user, add_number, admin_user):
         "+14155550102",
         "+14155550100",
     ]
+
+
+@pytest.mark.parametrize("capability", CAPABILITIES)
+def test_the_capability_filter_lists_the_numbers_that_have_it_on_both_databases(
+    client, support_user, add_number, capability
+):
+    # Number i lacks capability i; the last number has none at all.
+    numbers = [f"+1415555010{index}" for index in range(len(CAPABILITIES))]
+    for number, lacking in zip(numbers, CAPABILITIES, strict=True):
+        add_number(number, capabilities=[name for name in CAPABILITIES if name != lacking])
+    add_number("+14155550109", capabilities=[])
+    client.force_login(support_user)
+
+    response = search(client, capability=capability)
+
+    assert response.status_code == 200
+    lacking_it = numbers[CAPABILITIES.index(capability)]
+    assert shown(response) == [number for number in reversed(numbers) if number != lacking_it]
 
 
 def test_imported_between_two_dates(client, support_user, add_number):

@@ -8,7 +8,7 @@ import threading
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +28,7 @@ from phone_numbers.signalwire import RequestRejected, SignalWireUnavailable
 from phone_numbers.tasks import import_phone_number
 from tests.fakes import FakeSignalWire
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 HTMX = {"HX-Request": "true"}
 RETRY_FAILED_BUTTON = '<button type="submit" class="button">Retry failed</button>'
@@ -393,7 +393,6 @@ def post_at_once(browsers: list[Client], url: str, data: dict) -> list:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL's row locks")
 def test_two_confirms_at_once_write_one_import_confirmed_entry(support_user, project):
     url = reverse("phone_numbers:import_new")
     browsers = [Client(), Client()]

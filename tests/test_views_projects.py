@@ -15,7 +15,7 @@ from phone_numbers.models import ConnectionStatus, Credential, Project
 from phone_numbers.space_access import end_stale_connection_checks
 from phone_numbers.tasks import check_project_connection
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
 CANARY = "PTcanary-token-do-not-show-4242"
 HTMX = {"HX-Request": "true"}
