@@ -182,7 +182,7 @@ def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(jo
 
 
 @pytest.mark.postgresql_only(
-    reason="the index of four-digit runs (NumberSearchRow.newest_ids) exists on PostgreSQL only"
+    reason="the index of four-digit runs (search.newest_ids) exists on PostgreSQL only"
 )
 def test_five_digits_or_more_must_be_in_the_number_in_that_order_not_only_as_runs_of_four(job):
     # "+12340002345" holds the runs 1234 and 2345 of "12345", but not "12345".
