@@ -7,7 +7,7 @@ and 100,000 audit entries. Each page is requested through Django's test client (
 template, middleware) --runs times, and its p50/p95 printed beside the same page through the
 old code path, in the same run, so that each figure has its ratio. Then the queries each page
 makes, at this size and on a second, small database (BENCH_SMALL_DATABASE_URL, seeded with
-2,000 numbers): the same count at both sizes means it does not grow with the data.
+3,000 numbers): the same count at both sizes means it does not grow with the data.
 
     .venv/bin/python bench/pages.py [--runs 20] [--seed-only]
 """
@@ -406,7 +406,7 @@ def main() -> None:
     )
     print(
         f"{'page':<27} {'p50 ms':>7} {'p95 ms':>7}   {'old p50':>7} {'p95':>7} {'ratio':>6}"
-        f"   {'queries':>7} {'at 2k':>6}"
+        f"   {'queries':>7} {'at 3k':>6}"
     )
     for name, _, _ in pages():
         line = f"{name:<27} {figures(today[name])}"
