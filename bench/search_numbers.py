@@ -53,8 +53,9 @@ from django.db import connection  # noqa: E402
 from django.db.models import Q  # noqa: E402
 from django.http import QueryDict  # noqa: E402
 
-from phone_numbers.forms import LISTED, NumberSearchForm  # noqa: E402
+from phone_numbers.forms import NumberSearchForm  # noqa: E402
 from phone_numbers.models import ImportJob, NumberImport, Project  # noqa: E402
+from phone_numbers.search import LISTED, newest_page  # noqa: E402
 from phone_numbers.views import NUMBERS_PAGE_SIZE  # noqa: E402
 
 ADMIN_SEARCH_FIELDS = ["number", "sid", "friendly_name", "project__name", "job__ticket"]
@@ -76,7 +77,7 @@ def own_table_query(params: dict[str, str]) -> list:
     query = QueryDict(mutable=True)
     query.update(params)
     numbers = NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
-    return NumberSearchForm(query).filtered(numbers).newest_page(0, NUMBERS_PAGE_SIZE + 1)
+    return newest_page(NumberSearchForm(query).filtered(numbers), 0, NUMBERS_PAGE_SIZE + 1)
 
 
 def naive_query(text: str) -> list:

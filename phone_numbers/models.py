@@ -1,19 +1,12 @@
 import logging
-import operator
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
-from functools import cache, reduce
 
-import phonenumbers
 from django.conf import settings
-from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import OuterRef, Q, Subquery
-from django.db.models.fields.json import DataContains
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
@@ -349,20 +342,6 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-class ImportJobQuerySet(models.QuerySet):
-    def with_counts(self) -> "ImportJobQuerySet":
-        """Annotate `count_<status>` for every number import status, and `count_total`."""
-        counts = {
-            f"count_{status}": models.Count("numbers", filter=Q(numbers__status=status))
-            for status in ImportStatus.values
-        }
-        return self.annotate(
-            count_total=models.Count("numbers"),
-            count_retrying=models.Count("numbers", filter=_retrying("numbers__")),
-            **counts,
-        )
-
-
 def _retrying(prefix: str = "") -> Q:
     """Unfinished numbers that were tried before: waiting for their next try, or in it."""
     return Q(**{f"{prefix}status": ImportStatus.PENDING, f"{prefix}attempts__gt": 0}) | Q(
@@ -393,8 +372,6 @@ class ImportJob(models.Model):
     pause_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ImportJobQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-pk"]
         permissions = [("pause_importjob", "Can pause and resume import jobs")]
@@ -408,14 +385,32 @@ class ImportJob(models.Model):
     def counts(self) -> dict[str, int]:
         """Number imports by status, every status present, plus `total`, and `retrying`: the
         unfinished ones that were tried before."""
+        return ImportJob.counts_of([self.pk])[self.pk]
+
+    @staticmethod
+    def counts_of(job_ids: list[int]) -> dict[int, dict[str, int]]:
+        """`counts()` of each of these jobs, in one query that reads only their numbers.
+
+        A list shows a page of jobs: counting every job's numbers to show fifty of them read
+        a million rows at a million numbers (README, "Benchmarks").
+        """
         rows = (
-            self.numbers.values("status")
-            .annotate(n=models.Count("pk"), retrying=models.Count("pk", filter=_retrying()))
+            NumberImport.objects.filter(job__in=job_ids)
+            .values("job", "status")
+            # Counting the (never null) status, not the ids: the ids are not in the index of
+            # the counts, which then answers alone.
+            .annotate(n=models.Count("status"), retrying=models.Count("status", filter=_retrying()))
             .order_by()
         )
-        counts = dict.fromkeys(ImportStatus.values, 0) | {row["status"]: row["n"] for row in rows}
-        counts["total"] = sum(counts.values())
-        counts["retrying"] = sum(row["retrying"] for row in rows)
+        counts = {
+            job: dict.fromkeys(ImportStatus.values, 0) | {"total": 0, "retrying": 0}
+            for job in job_ids
+        }
+        for row in rows:
+            job = counts[row["job"]]
+            job[row["status"]] = row["n"]
+            job["total"] += row["n"]
+            job["retrying"] += row["retrying"]
         return counts
 
     def status_for(self, counts: dict[str, int]) -> JobStatus:
@@ -455,185 +450,6 @@ class ImportJob(models.Model):
         self.refresh_from_db(fields=["paused_at", "pause_reason"])
 
 
-# A text search narrows by at most this many jobs whose ticket matches.
-MAX_IDS_IN_SEARCH = 5000
-# Up to this many matches, a search sorts them itself (see newest_page).
-SPARSE_MATCHES = 20000
-# A digit search looks through this many of the newest numbers first (see newest_ids).
-RECENT_ROWS = 5000
-
-
-@contextmanager
-def planner_settings(**values: str) -> Iterator[None]:
-    """PostgreSQL's planner settings changed for the queries inside, in one round trip."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        calls = ", ".join("set_config(%s, %s, true)" for _ in values)
-        cursor.execute(f"SELECT {calls}", [part for item in values.items() for part in item])
-        yield
-
-
-# A search's international prefixes besides "+": the usual one, and North America's.
-INTERNATIONAL_PREFIXES = ("00", "011")
-# A search text is read as a number typed from its start only when its prefix is followed by
-# at least this many digits. With fewer, all that follows is a country or area code ("0044",
-# "020", "0207"), which as likely ends the number the person looks for as it begins one; read
-# as a start, it would list a whole country or city. So "020" still means 020 anywhere.
-DIGITS_AFTER_A_PREFIX = 4
-
-
-def searched_digits(text: str) -> str | None:
-    """The digits of a search box text that is a number in any written form; None for words.
-
-    "(415) 555", "+44 20 7946", "tel:5550100" are numbers; text with a letter is a project
-    name, ticket, sid or friendly name. Only punctuation gives "" (it narrows nothing).
-
-    Decimal digits of any script ("４１５", "٤١٥") are read as 0-9, as the import reads them
-    (phonenumbers does). Other numerals ("²", "①", "Ⅻ") are not digits of a phone number, so
-    text holding one is words; `isdigit` would have let "²" through to `int`.
-    """
-    text = text.strip()
-    if text.lower().startswith("tel:"):
-        text = text[4:]
-    if any(char.isalpha() or (char.isnumeric() and not char.isdecimal()) for char in text):
-        return None
-    return "".join(str(int(char)) for char in text if char.isdecimal())
-
-
-def searched_fragments(text: str) -> list[str] | None:
-    """What a number must hold to match a search box text: any one of these; None for words.
-
-    The digits as typed match anywhere ("555 0100" → "5550100"). Typed from its start, a
-    number also gives the start of the E.164 form it means, which a leading "+" anchors:
-    after "+", "00" or "011", with "(0)" left out ("+44 (0)20 7946" → "+44207946"), or after
-    the trunk prefix of a project's default country ("020 7946" → "+44207946" for a British
-    project, as "Where is this number?" reads it). A start that the digits as typed already
-    find ("+44 20" → "4420") is left out. "" gives [] (it narrows nothing).
-    """
-    digits = searched_digits(text)
-    if not digits:
-        return None if digits is None else []
-    typed = "".join(str(int(char)) if char.isdecimal() else char for char in text.strip())
-    typed = typed[4:] if typed.lower().startswith("tel:") else typed
-    without_bracketed_zero = "".join(re.findall(r"[0-9]", re.sub(r"\(\s*0\s*\)", "", typed)))
-    if typed.lstrip("( ").startswith(("+", "\uff0b")):
-        starts = [without_bracketed_zero]
-    else:
-        starts = [
-            without_bracketed_zero[len(prefix) :]
-            for prefix in INTERNATIONAL_PREFIXES
-            if without_bracketed_zero.startswith(prefix)
-            and len(without_bracketed_zero) - len(prefix) >= DIGITS_AFTER_A_PREFIX
-        ]
-        starts += _national_starts(digits)
-    return [digits] + [
-        f"+{start}" for start in dict.fromkeys(starts) if start and digits not in start
-    ]
-
-
-def _national_starts(digits: str) -> list[str]:
-    """`digits` read after the trunk prefix of each project's default country, in E.164."""
-    starts = []
-    for country in Project.objects.values_list("default_country", flat=True).distinct():
-        country_code, trunk, longest = _trunk_prefix(country)
-        rest = digits[len(trunk) :]
-        # A national number never begins with 0, and none is longer than its country's longest.
-        if (
-            trunk
-            and digits.startswith(trunk)
-            and DIGITS_AFTER_A_PREFIX <= len(rest) <= longest
-            and not rest.startswith("0")
-        ):
-            starts.append(f"{country_code}{rest}")
-    return starts
-
-
-@cache
-def _trunk_prefix(country: str) -> tuple[int, str, int]:
-    """The country's calling code, its trunk prefix ("" if none) and its longest national number."""
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(country)
-    if metadata is None:
-        return 0, "", 0
-    lengths = metadata.general_desc.possible_length or (0,)
-    return metadata.country_code, metadata.national_prefix or "", max(lengths)
-
-
-@models.JSONField.register_lookup
-class Holds(models.Lookup):
-    """`capabilities__holds="fax"`: the JSON list holds the string, on both databases.
-
-    Django's `contains` on a JSON field (`capabilities__contains=["fax"]`) is PostgreSQL's
-    `@>`, which it refuses on SQLite; there the list's items are read with json_each.
-    """
-
-    lookup_name = "holds"
-
-    def as_sql(self, compiler, connection) -> tuple[str, list]:
-        return compiler.compile(DataContains(self.lhs, [self.rhs]))
-
-    def as_sqlite(self, compiler, connection) -> tuple[str, list]:
-        items, params = compiler.compile(self.lhs)
-        # Bandit B608 is a false alarm: `items` is the column as Django's compiler writes it,
-        # and the value searched for is a query parameter.
-        sql = f"EXISTS (SELECT 1 FROM json_each({items}) AS item WHERE item.value = %s)"  # nosec B608
-        return sql, [*params, self.rhs]
-
-
-def _holding_any(fragments: list[str]) -> Q:
-    return reduce(operator.or_, (Q(number__contains=fragment) for fragment in fragments))
-
-
-class NumberImportQuerySet(models.QuerySet):
-    def search(self, text: str) -> "NumberImportQuerySet":
-        """Numbers matching what support staff type in the one search box.
-
-        Without letters, the text is a number in any written form ("(415) 555", "+44 20 7946",
-        "0044 20 7946", "020 7946 0950"): the number holds one of its `searched_fragments`.
-        With letters, it is part of a project's name, a ticket reference, a SignalWire sid or a
-        friendly name.
-        """
-        fragments = searched_fragments(text)
-        if fragments is None:
-            text = text.strip()
-            # Matches in the (small) projects and jobs tables become id lists first: with
-            # subqueries PostgreSQL cannot estimate the OR and walks the whole table.
-            matches = Q(sid__icontains=text) | Q(friendly_name__icontains=text)
-            projects = list(
-                Project.objects.filter(name__icontains=text).values_list("pk", flat=True)
-            )
-            jobs = list(
-                ImportJob.objects.filter(ticket__icontains=text).values_list("pk", flat=True)[
-                    :MAX_IDS_IN_SEARCH
-                ]
-            )
-            if projects:
-                matches |= Q(project__in=projects)
-            if jobs:
-                matches |= Q(job__in=jobs)
-            return self.filter(matches)
-        return self.filter(_holding_any(fragments)) if fragments else self
-
-    def newest_page(self, start: int, size: int) -> list["NumberImport"]:
-        """Rows start to start + size of the matches, newest first, however many match.
-
-        PostgreSQL cannot tell how many numbers a "contains" search matches, and a wrong guess
-        either walks a million rows newest first looking for a rare match, or sorts a hundred
-        thousand common ones. So the plan is chosen here: first collect at most
-        SPARSE_MATCHES ids through the trigram indexes alone (bounded by the index); if
-        that is all of them, sort those few; otherwise matches are dense, and walking newest
-        first finds a page at once.
-        """
-        if connection.vendor != "postgresql":
-            return list(self.order_by("-pk")[start : start + size])
-        probe = self.order_by().values_list("pk", flat=True)[: SPARSE_MATCHES + 1]
-        with planner_settings(enable_seqscan="off", enable_indexscan="off"):
-            ids = list(probe)
-        if len(ids) <= SPARSE_MATCHES:
-            page = sorted(ids, reverse=True)[start : start + size]
-            return list(self.filter(pk__in=page).order_by("-pk"))
-        with planner_settings(enable_bitmapscan="off", enable_sort="off"):
-            return list(self.order_by("-pk")[start : start + size])
-
-
 # NumberImport.claim: pending → submitting, on the conditions its docstring gives.
 CLAIM_SQL = """
     UPDATE phone_numbers_numberimport
@@ -663,7 +479,10 @@ CLAIM_SQL = """
 class NumberImport(models.Model):
     """One number inside a job, with its own status, attempts and SignalWire's answer."""
 
-    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="numbers")
+    # Indexed with the id (numberimport_job_rows below), in the order the job page lists them.
+    job = models.ForeignKey(
+        ImportJob, on_delete=models.CASCADE, related_name="numbers", db_index=False
+    )
     # The job's project, repeated so one constraint can span every job of the project.
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="numbers")
     number = models.CharField(max_length=32, help_text="E.164")
@@ -696,8 +515,6 @@ class NumberImport(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = NumberImportQuerySet.as_manager()
-
     class Meta:
         ordering = ["pk"]
         constraints = [
@@ -708,7 +525,12 @@ class NumberImport(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["job", "status"], name="numberimport_job_status"),
+            # The job page's rows, oldest first: with the job alone PostgreSQL walks the whole
+            # table's ids for a large job's first page (385 ms at 50,000 of a million numbers).
+            models.Index(fields=["job", "id"], name="numberimport_job_rows"),
+            # A job's counts (ImportJob.counts_of) read this index alone, never the table:
+            # attempts tells the ones retrying (118 ms of table reads at 50,000 numbers).
+            models.Index(fields=["job", "status", "attempts"], name="numberimport_job_counts"),
             models.Index(fields=["status", "next_attempt_at"], name="numberimport_status_due"),
             # queue_pending's two questions, how many of the job's numbers are in flight and
             # which are next, read only the rows they ask about: otherwise the first walks all
@@ -938,72 +760,6 @@ class NumberImport(models.Model):
         return self.status not in UNFINISHED_STATUSES
 
 
-class DigitRuns(models.Func):
-    """Every run of four digits in a number, as integers (SQL function of migration 0006)."""
-
-    function = "phone_numbers_digit_runs"
-    output_field = ArrayField(models.IntegerField())
-
-
-class NumberSearchRowQuerySet(models.QuerySet):
-    def newest_ids(self, fragments: list[str], count: int) -> list[int]:
-        """The ids of the newest `count` rows whose number holds any of `fragments`.
-
-        PostgreSQL only. A fragment is digits, or "+" and the digits the number begins with
-        (see searched_fragments). Matches are often among the newest numbers, so those are
-        read first. Else the index of four-digit runs finds every match and PostgreSQL keeps
-        the newest: on this narrow copy that reads about a sixth of the pages the number
-        imports' own table would, and they stay in PostgreSQL's memory at a million rows
-        (README, "Benchmarks").
-        """
-        matching = self.filter(_holding_any(fragments))
-        newest = self.model.objects.order_by("-pk").values("pk")[RECENT_ROWS - 1 : RECENT_ROWS]
-        recent = matching.filter(
-            pk__gte=Coalesce(Subquery(newest), 0, output_field=models.BigIntegerField())
-        )
-        ids = _newest_first(recent, count)
-        if len(ids) == count:
-            return ids
-        if min(len(fragment.lstrip("+")) for fragment in fragments) < 3:
-            # One or two digits are in nearly every number: walking newest first finds them.
-            return _newest_first(matching, count)
-        indexed = self.alias(runs=DigitRuns("number")).filter(
-            reduce(operator.or_, (_by_digit_runs(fragment) for fragment in fragments))
-        )
-        if any(fragment.startswith("+") or len(fragment) > 4 for fragment in fragments):
-            # Runs of four say neither in what order they come nor where the number starts.
-            # Checked apart from the runs: next to them in one OR, PostgreSQL would compute
-            # every candidate's runs again (ten times slower for 10,000 candidates).
-            indexed = indexed.filter(_holding_any(fragments))
-        # PostgreSQL cannot tell how many numbers hold the runs; guessing few, it would walk
-        # the primary key down instead, through every newer row.
-        with planner_settings(
-            enable_seqscan="off", enable_indexscan="off", max_parallel_workers_per_gather="0"
-        ):
-            return list(indexed.order_by("-pk").values_list("pk", flat=True)[:count])
-
-
-def _by_digit_runs(fragment: str) -> Q:
-    """Rows holding the digit runs of `fragment`, which the index of digit runs finds."""
-    digits = fragment.lstrip("+")
-    if len(digits) == 3:
-        # Three digits are inside one of the twenty runs of four that begin or end with them.
-        around = [f"{digit}{digits}" for digit in "0123456789"]
-        around += [f"{digits}{digit}" for digit in "0123456789"]
-        return Q(runs__overlap=[int(run) for run in around])
-    # Every run of four in the digits must be in the number.
-    return Q(runs__contains=[int(digits[at : at + 4]) for at in range(len(digits) - 3)])
-
-
-def _newest_first(rows: NumberSearchRowQuerySet, count: int) -> list[int]:
-    """The first `count` ids of `rows` walking the primary key down, never sorting them all."""
-    # Starting parallel workers costs more than the few thousand rows read.
-    with planner_settings(
-        enable_bitmapscan="off", enable_sort="off", max_parallel_workers_per_gather="0"
-    ):
-        return list(rows.order_by("-pk").values_list("pk", flat=True)[:count])
-
-
 class NumberSearchRow(models.Model):
     """A narrow copy of each number import's number, status and project, for digit searches.
 
@@ -1019,8 +775,6 @@ class NumberSearchRow(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="+")
     number = models.CharField(max_length=32)
     status = models.CharField(max_length=12, choices=ImportStatus)
-
-    objects = NumberSearchRowQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.number} ({self.status})"

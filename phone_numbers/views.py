@@ -236,16 +236,9 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "phone_numbers/partials/project_connection.html", context)
     context["has_unreadable_token"] = project.has_unreadable_token
     if request.user.has_perm("phone_numbers.view_importjob"):
-        jobs = (
-            project.jobs.with_counts().select_related("created_by").order_by("-created_at", "-pk")
-        )
+        jobs = project.jobs.select_related("created_by").order_by("-created_at", "-pk")
         jobs_page = Paginator(jobs, PROJECT_JOBS_PAGE_SIZE).get_page(request.GET.get("jobs_page"))
-        for job in jobs_page:
-            counts = _annotated_counts(job)
-            job.shown_status, job.shown_status_text = (
-                job.status_for(counts),
-                job.status_text(counts),
-            )
+        _show_counts(jobs_page)
         context["jobs_page"] = jobs_page
     if request.user.has_perm("phone_numbers.view_numberimport"):
         # One row more than shown says whether there is a next page, without counting them all.
@@ -268,10 +261,15 @@ def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "phone_numbers/project_detail.html", context)
 
 
-def _annotated_counts(job: ImportJob) -> dict[str, int]:
-    """The counts of a job loaded `with_counts`, as ImportJob.counts() gives them."""
-    counts = {status: getattr(job, f"count_{status}") for status in ImportStatus.values}
-    return counts | {"total": job.count_total, "retrying": job.count_retrying}
+def _show_counts(jobs_page) -> None:
+    """Give each job of a page of jobs `listed_counts`, `shown_status` and `shown_status_text`,
+    counting only these jobs' numbers."""
+    jobs_page.object_list = list(jobs_page.object_list)
+    counts = ImportJob.counts_of([job.pk for job in jobs_page.object_list])
+    for job in jobs_page.object_list:
+        job.listed_counts = counts[job.pk]
+        job.shown_status = job.status_for(job.listed_counts)
+        job.shown_status_text = job.status_text(job.listed_counts)
 
 
 @require_http_methods(["GET", "POST"])
@@ -476,15 +474,9 @@ def _preview_or_start(request: HttpRequest, form: ImportForm, context: dict) -> 
 @require_GET
 @permission_required("phone_numbers.view_importjob", raise_exception=True)
 def job_list(request: HttpRequest) -> HttpResponse:
-    jobs = (
-        ImportJob.objects.with_counts()
-        .select_related("project", "created_by")
-        .order_by("-created_at", "-pk")
-    )
+    jobs = ImportJob.objects.select_related("project", "created_by").order_by("-created_at", "-pk")
     page = Paginator(jobs, JOBS_PAGE_SIZE).get_page(request.GET.get("page"))
-    for job in page:
-        counts = _annotated_counts(job)
-        job.shown_status, job.shown_status_text = job.status_for(counts), job.status_text(counts)
+    _show_counts(page)
     return render(request, "phone_numbers/job_list.html", {"page": page})
 
 
@@ -498,9 +490,11 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if status_filter in ImportStatus.values:
         numbers = numbers.filter(status=status_filter)
     counts = job.counts()
-    page = Paginator(numbers.select_related("project"), JOB_ROWS_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    paginator = Paginator(numbers.select_related("project"), JOB_ROWS_PAGE_SIZE)
+    # The counts say how many rows there are: no second count of a large job's numbers.
+    shown = status_filter if status_filter in ImportStatus.values else "total"
+    paginator.count = counts[shown]
+    page = paginator.get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     _say_where_duplicates_are(page.object_list)
     context = {

@@ -4,13 +4,8 @@ import pytest
 from django.http import QueryDict
 
 from phone_numbers.forms import NumberSearchForm
-from phone_numbers.models import (
-    ImportJob,
-    NumberImport,
-    NumberSearchRow,
-    searched_digits,
-    searched_fragments,
-)
+from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow
+from phone_numbers.search import newest_ids, searched_digits, searched_fragments
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
@@ -127,7 +122,7 @@ def test_a_digit_search_gives_the_same_rows_whichever_way_it_finds_them(
     job, monkeypatch, recent_rows, text
 ):
     # With a window of 3 rows the newest rows never hold a page: the index must find it.
-    monkeypatch.setattr("phone_numbers.models.RECENT_ROWS", recent_rows)
+    monkeypatch.setattr("phone_numbers.search.RECENT_ROWS", recent_rows)
     acme, globex = job(), job("Globex Corp")
     add(acme, [f"+1415555{index:04d}" for index in range(8)])
     add(acme, ["+12125550415", "+41555550000"])  # "415" at the end and at the start
@@ -160,7 +155,7 @@ def test_a_number_typed_from_its_start_gives_the_same_rows_whichever_way_they_ar
     job, monkeypatch, recent_rows, text
 ):
     # With a window of 3 rows the newest rows never hold a page: the index must find it.
-    monkeypatch.setattr("phone_numbers.models.RECENT_ROWS", recent_rows)
+    monkeypatch.setattr("phone_numbers.search.RECENT_ROWS", recent_rows)
     london = add(job("Globex UK", country="GB"), ["+442079460950", "+442079461111"])
     acme = job()
     add(acme, ["+12079460950", "+492079460950"])  # the digits after other country codes
@@ -187,10 +182,10 @@ def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(jo
 
 
 @pytest.mark.postgresql_only(
-    reason="the index of four-digit runs (NumberSearchRow.newest_ids) exists on PostgreSQL only"
+    reason="the index of four-digit runs (search.newest_ids) exists on PostgreSQL only"
 )
 def test_five_digits_or_more_must_be_in_the_number_in_that_order_not_only_as_runs_of_four(job):
     # "+12340002345" holds the runs 1234 and 2345 of "12345", but not "12345".
     [match, _] = add(job(), ["+14155512345", "+12340002345"])
 
-    assert NumberSearchRow.objects.newest_ids(["12345"], 10) == [match.pk]
+    assert newest_ids(NumberSearchRow.objects.all(), ["12345"], 10) == [match.pk]

@@ -686,6 +686,57 @@ def test_jobs_list_makes_the_same_queries_for_one_job_or_many(client, support_us
     assertContains(client.get(reverse("phone_numbers:job_list")), "<progress", count=4)
 
 
+def test_jobs_list_counts_the_numbers_of_the_jobs_it_shows_only(
+    client, support_user, make_project, monkeypatch
+):
+    monkeypatch.setattr("phone_numbers.views.JOBS_PAGE_SIZE", 2)
+    client.force_login(support_user)
+    jobs = [
+        started_job(
+            make_project(name=f"Customer {i}", space_host=f"c{i}.signalwire.com"), support_user
+        )
+        for i in range(3)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get(reverse("phone_numbers:job_list"))
+
+    counting = [query["sql"] for query in queries if "phone_numbers_numberimport" in query["sql"]]
+    shown = f"IN ({jobs[2].pk}, {jobs[1].pk})"
+    assert counting and all(shown in sql for sql in counting), counting
+
+
+def test_a_poll_of_the_live_job_page_makes_the_same_queries_for_10_numbers_or_500(
+    client, support_user, make_project
+):
+    client.force_login(support_user)
+
+    def queries_for_one_poll(job: ImportJob) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("phone_numbers:job_detail", args=[job.pk]), headers=HTMX)
+        assertContains(response, 'hx-trigger="every 2s"')
+        return len(queries)
+
+    def job_of(size: int, project) -> ImportJob:
+        job = started_job(project, support_user, numbers=[f"+1415555{i:04d}" for i in range(size)])
+        # Every kind of row the fragment shows: imported, failed (a duplicate says where the
+        # number is), waiting for a retry, and still pending so that the page keeps polling.
+        numbers = list(job.numbers.order_by("pk").values_list("pk", flat=True))
+        job.numbers.filter(pk__in=numbers[0::4]).update(status="imported", sid="PN1")
+        job.numbers.filter(pk__in=numbers[1::4]).update(
+            status="failed", failure_category="duplicate"
+        )
+        job.numbers.filter(pk__in=numbers[2::4]).update(
+            status="failed", failure_category="upstream", attempts=1
+        )
+        return job
+
+    small = job_of(10, make_project(name="Small", space_host="small.signalwire.com"))
+    large = job_of(500, make_project(name="Large", space_host="large.signalwire.com"))
+
+    assert queries_for_one_poll(large) == queries_for_one_poll(small)
+
+
 def test_the_django_admin_shows_jobs_and_numbers_read_only(client, admin_user, project):
     admin_user.is_superuser = True
     admin_user.save()

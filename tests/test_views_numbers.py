@@ -10,6 +10,7 @@ from pytest_django.asserts import assertContains, assertNotContains, assertTempl
 
 from phone_numbers.capabilities import CAPABILITIES
 from phone_numbers.models import AuditAction, AuditEntry, ImportJob, NumberImport
+from phone_numbers.search import matching, newest_page
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
@@ -190,7 +191,7 @@ def test_text_finds_every_number_it_matches_by_project_ticket_friendly_name_or_s
     add_number("+14155550103", project="Globex Corp", sid="northwind-0001")
     add_number("+14155550104", project="Globex Corp", friendly_name="Lobby")
 
-    found = NumberImport.objects.search(" northwind ").values_list("number", flat=True)
+    found = matching(NumberImport.objects.all(), " northwind ").values_list("number", flat=True)
 
     assert sorted(found) == ["+14155550100", "+14155550101", "+14155550102", "+14155550103"]
 
@@ -490,16 +491,35 @@ def test_where_is_this_number_explains_what_is_not_a_number(client, support_user
 @pytest.mark.parametrize("sparse", [1000, 2])
 def test_newest_page_gives_the_same_rows_whichever_plan_it_picks(add_number, monkeypatch, sparse):
     # A small limit sends the search down the "many matches" path on test-sized data.
-    monkeypatch.setattr("phone_numbers.models.SPARSE_MATCHES", sparse)
+    monkeypatch.setattr("phone_numbers.search.SPARSE_MATCHES", sparse)
     for index in range(12):
         add_number(f"+1415555{index:04d}")
     for index in range(20):
         add_number(f"+1212555{index:04d}")  # newer rows that do not match "415"
-    matches = NumberImport.objects.search("415")
+    matches = matching(NumberImport.objects.all(), "415")
     expected = list(matches.order_by("-pk").values_list("number", flat=True))
 
-    first = [row.number for row in matches.newest_page(0, 5)]
-    third = [row.number for row in matches.newest_page(10, 5)]
+    first = [row.number for row in newest_page(matches, 0, 5)]
+    third = [row.number for row in newest_page(matches, 10, 5)]
 
     assert first == expected[:5]
     assert third == expected[10:12]
+
+
+@pytest.mark.parametrize("query", ["", "project=1", "project=nonsense"])
+def test_the_quick_project_select_writes_djangos_own_html(make_project, query):
+    from django import forms
+    from django.http import QueryDict
+
+    from phone_numbers.forms import NumberSearchForm
+
+    make_project(name="Acme & Sons", space_host="acme.signalwire.com")
+    make_project(name="Globex", space_host="globex.signalwire.com")
+    search = NumberSearchForm(QueryDict(query))
+    quick = str(search["project"])
+    django_select = forms.Select(attrs=search.fields["project"].widget.attrs)
+    django_select.choices = search.fields["project"].widget.choices
+    search.fields["project"].widget = django_select
+
+    assert quick == str(search["project"]).replace("\n\n", "\n")
+    assert "Acme &amp; Sons" in quick

@@ -608,16 +608,18 @@ def test_job_page_says_how_many_were_imported_before_a_cancel(client, support_us
     assertContains(response, ">Cancelled after 1 of 3 imported</span>")
 
 
-def test_the_jobs_counts_annotation_agrees_with_the_jobs_counts(support_user, project):
+def test_the_counts_of_a_page_of_jobs_agree_with_each_jobs_counts(support_user, project):
     job = start(project, support_user, numbers=("+14155550100", "+14155550101", "+14155550102"))
     first, second, _ = job.numbers.order_by("pk")
     NumberImport.objects.filter(pk=first.pk).update(attempts=1)
     NumberImport.objects.filter(pk=second.pk).update(status=ImportStatus.SUBMITTING, attempts=2)
+    other = start(project, support_user, numbers=("+14155550199",))
 
-    annotated = views._annotated_counts(ImportJob.objects.with_counts().get(pk=job.pk))
+    listed = ImportJob.counts_of([job.pk, other.pk])
 
-    assert annotated == job.counts()
-    assert annotated["retrying"] == 2
+    assert listed == {job.pk: job.counts(), other.pk: other.counts()}
+    assert listed[job.pk]["retrying"] == 2
+    assert listed[other.pk]["total"] == 1
 
 
 # -- The import picker and the ticket field -----------------------------------------------------
