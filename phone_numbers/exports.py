@@ -2,20 +2,30 @@
 
 A view chooses the rows (a filtered QuerySet) and one of the column lists below, and returns
 `csv_response(rows, columns, filename)`.
+
+The cost of a large export is per row, so a row is never a model instance: the query reads
+only the columns' fields as tuples (`values_list`, in chunks through a server-side cursor on
+PostgreSQL), each cell is a function of the tuple, and the lines of a chunk go out as one
+piece, which gunicorn writes to the socket in one call instead of one a line
+(README, "Benchmarks": bench/exports.py).
 """
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from itertools import islice
+from operator import itemgetter
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
-from phone_numbers.models import AuditEntry, ImportStatus, NumberImport
+from phone_numbers.models import AuditAction, ImportStatus
 
-# Rows fetched from the database at a time: a million rows never sit in memory.
+# Rows fetched from the database at a time, and written out as one piece: a million rows
+# never sit in memory.
 CHUNK_SIZE = 2000
 
 # A cell starting with one of these is a formula to a spreadsheet.
@@ -24,7 +34,11 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of an export: its header, and how a row gives its cell.
+    """One column of an export: its header, the fields it reads, and how they give its cell.
+
+    `fields` are paths as `values_list` takes them ("job__ticket"); `value` is called with
+    their values in that order, and without it the one field's value is the cell. None (no
+    line, no person, no project) is written as an empty cell.
 
     `is_free_text` marks text that someone typed or a server sent (a ticket, a project's or
     number's name, SignalWire's message, a failed login's username): it may be typed to look
@@ -33,94 +47,135 @@ class Column:
     """
 
     header: str
-    value: Callable[[Any], object]
+    fields: tuple[str, ...]
+    value: Callable[..., object] | None = None
     is_free_text: bool = False
 
-    def cell(self, row: object) -> object:
-        value = self.value(row)
-        if self.is_free_text and isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-            return "'" + value
-        return value
+    def reader(self, positions: dict[str, int]) -> Callable[[tuple], object]:
+        """The cell of a row read as a tuple whose values are at `positions`."""
+        at = [positions[field] for field in self.fields]
+        value = self.value
+        if value is None:
+            read: Callable[[tuple], object] = itemgetter(*at)
+        elif len(at) == 1:
+            (only,) = at
+
+            def read(row: tuple) -> object:
+                return value(row[only])
+        else:
+
+            def read(row: tuple) -> object:
+                return value(*[row[position] for position in at])
+
+        if not self.is_free_text:
+            return read
+        return lambda row: _defused(read(row))
 
 
-class _Echo:
-    """A file-like object whose write returns the line, for streaming CSV."""
+def _defused(value: object) -> object:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
-    def write(self, value: str) -> str:
-        return value
 
-
-def csv_lines(rows: QuerySet, columns: Sequence[Column]) -> Iterator[str]:
-    """The header line, then one line per row, read from the database in chunks."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow([column.header for column in columns])
-    for row in rows.iterator(chunk_size=CHUNK_SIZE):
-        yield writer.writerow([column.cell(row) for column in columns])
+def csv_chunks(rows: QuerySet, columns: Sequence[Column]) -> Iterator[str]:
+    """The header line, then the lines of CHUNK_SIZE rows at a time."""
+    fields = list(dict.fromkeys(field for column in columns for field in column.fields))
+    positions = {field: at for at, field in enumerate(fields)}
+    readers = [column.reader(positions) for column in columns]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([column.header for column in columns])
+    yield buffer.getvalue()
+    tuples = rows.values_list(*fields).iterator(chunk_size=CHUNK_SIZE)
+    while chunk := list(islice(tuples, CHUNK_SIZE)):
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerows([[read(row) for read in readers] for row in chunk])
+        yield buffer.getvalue()
 
 
 def csv_response(rows: QuerySet, columns: Sequence[Column], filename: str) -> StreamingHttpResponse:
     """The rows as a CSV attachment named `filename`, streamed."""
-    response = StreamingHttpResponse(csv_lines(rows, columns), content_type="text/csv")
+    response = StreamingHttpResponse(csv_chunks(rows, columns), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _reason(number: NumberImport) -> str:
-    return number.error_message if number.status != ImportStatus.IMPORTED else ""
+def _reason(status: str, message: str) -> str:
+    return message if status != ImportStatus.IMPORTED else ""
 
 
-def _isoformat_or_blank(moment) -> str:
+def _isoformat_or_blank(moment: datetime | None) -> str:
     return moment.isoformat() if moment else ""
 
 
-# The numbers list's search (rows with select_related("project", "job__created_by")).
+def _spaced(capabilities: list[str]) -> str:
+    return " ".join(capabilities)
+
+
+# The numbers list's search.
 NUMBER_COLUMNS = [
-    Column("number", lambda number: number.number),
-    Column("project", lambda number: number.project.name, is_free_text=True),
-    Column("space_host", lambda number: number.project.space_host),
-    Column("status", lambda number: number.status),
-    Column("number_type", lambda number: number.number_type),
-    Column("capabilities", lambda number: " ".join(number.capabilities)),
-    Column("friendly_name", lambda number: number.friendly_name, is_free_text=True),
-    Column("sid", lambda number: number.sid),
-    Column("ticket", lambda number: number.job.ticket, is_free_text=True),
-    Column(
-        "imported_by",
-        lambda number: number.job.created_by.get_username() if number.job.created_by else "",
-    ),
-    Column("job", lambda number: number.job_id),
-    Column("created_at", lambda number: number.created_at.isoformat()),
-    Column("imported_at", lambda number: _isoformat_or_blank(number.imported_at)),
-    Column("reason", _reason, is_free_text=True),
+    Column("number", ("number",)),
+    Column("project", ("project__name",), is_free_text=True),
+    Column("space_host", ("project__space_host",)),
+    Column("status", ("status",)),
+    Column("number_type", ("number_type",)),
+    Column("capabilities", ("capabilities",), _spaced),
+    Column("friendly_name", ("friendly_name",), is_free_text=True),
+    Column("sid", ("sid",)),
+    Column("ticket", ("job__ticket",), is_free_text=True),
+    Column("imported_by", ("job__created_by__username",)),
+    Column("job", ("job_id",)),
+    Column("created_at", ("created_at",), _isoformat_or_blank),
+    Column("imported_at", ("imported_at",), _isoformat_or_blank),
+    Column("reason", ("status", "error_message"), _reason, is_free_text=True),
 ]
 
 # One import job's numbers.
 JOB_COLUMNS = [
-    Column("line", lambda number: number.input_line or ""),
-    Column("number", lambda number: number.number),
-    Column("status", lambda number: number.status),
-    Column("number_type", lambda number: number.number_type),
-    Column("reason", _reason, is_free_text=True),
-    Column("sid", lambda number: number.sid),
-    Column("friendly_name", lambda number: number.friendly_name, is_free_text=True),
-    Column("attempts", lambda number: number.attempts),
-    Column("imported_at", lambda number: _isoformat_or_blank(number.imported_at)),
+    Column("line", ("input_line",)),
+    Column("number", ("number",)),
+    Column("status", ("status",)),
+    Column("number_type", ("number_type",)),
+    Column("reason", ("status", "error_message"), _reason, is_free_text=True),
+    Column("sid", ("sid",)),
+    Column("friendly_name", ("friendly_name",), is_free_text=True),
+    Column("attempts", ("attempts",)),
+    Column("imported_at", ("imported_at",), _isoformat_or_blank),
+]
+
+# A job's failed numbers as New import reads a CSV (number_input.read_csv): its three columns,
+# capabilities written as that form writes them, and the reason, a column the import ignores.
+FAILED_ROW_COLUMNS = [
+    Column("number", ("number",)),
+    Column("number_type", ("number_type",)),
+    Column("capabilities", ("capabilities",), _spaced),
+    Column("reason", ("error_message",), is_free_text=True),
 ]
 
 
-def _audit_changes(entry: AuditEntry) -> str:
-    return json.dumps(entry.changes, sort_keys=True) if entry.changes else ""
+def _audit_changes(changes: dict | None) -> str:
+    return json.dumps(changes, sort_keys=True) if changes else ""
 
 
-# The audit page's filter (rows with select_related("project")). Every cell can carry what a
-# person typed (a failed login's username, a target, changed values), so every cell is quoted.
+_ACTION_LABELS = dict(AuditAction.choices)
+
+# The audit page's filter. Every cell can carry what a person typed (a failed login's username,
+# a target, changed values), so every cell is quoted.
 AUDIT_COLUMNS = [
-    Column("time", lambda entry: entry.created_at.isoformat(), is_free_text=True),
-    Column("person", lambda entry: entry.username, is_free_text=True),
-    Column("ip_address", lambda entry: entry.ip_address or "", is_free_text=True),
-    Column("action", lambda entry: entry.get_action_display(), is_free_text=True),
-    Column("project", lambda entry: entry.project.name if entry.project else "", is_free_text=True),
-    Column("job", lambda entry: entry.job_id or "", is_free_text=True),
-    Column("target", lambda entry: entry.target, is_free_text=True),
-    Column("changes", _audit_changes, is_free_text=True),
+    Column("time", ("created_at",), _isoformat_or_blank, is_free_text=True),
+    Column("person", ("username",), is_free_text=True),
+    Column("ip_address", ("ip_address",), is_free_text=True),
+    # An action the portal no longer has is written as stored, as Django's display does.
+    Column(
+        "action",
+        ("action",),
+        lambda action: _ACTION_LABELS.get(action, action),
+        is_free_text=True,
+    ),
+    Column("project", ("project__name",), is_free_text=True),
+    Column("job", ("job_id",), is_free_text=True),
+    Column("target", ("target",), is_free_text=True),
+    Column("changes", ("changes",), _audit_changes, is_free_text=True),
 ]

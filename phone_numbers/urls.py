@@ -25,6 +25,7 @@ urlpatterns = [
     path("jobs/<int:pk>/pause/", views.job_pause, name="job_pause"),
     path("jobs/<int:pk>/resume/", views.job_resume, name="job_resume"),
     path("jobs/<int:pk>/export.csv", views.job_export, name="job_export"),
+    path("jobs/<int:pk>/failed.csv", views.job_failed_export, name="job_failed_export"),
     path("numbers/<int:pk>/retry/", views.number_retry, name="number_retry"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),

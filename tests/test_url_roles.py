@@ -38,6 +38,7 @@ ACCESS = {
     "phone_numbers:job_pause": (ADMINS_ONLY, "job"),
     "phone_numbers:job_resume": (ADMINS_ONLY, "job"),
     "phone_numbers:job_export": (ANY_ROLE, "job"),
+    "phone_numbers:job_failed_export": (ANY_ROLE, "job"),
     "phone_numbers:number_retry": (ANY_ROLE, "number"),
     "phone_numbers:number_detail": (ANY_ROLE, "number"),
     "phone_numbers:number_export": (ANY_ROLE, None),
