@@ -4,6 +4,7 @@ row once, and the job's failed rows as a file that New import reads back (issue 
 import csv
 import io
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import User
@@ -119,6 +120,25 @@ def test_the_numbers_export_holds_exactly_these_bytes(client, support_user, job)
         f'+14155550100,"\'=Acme, Inc.",acme.signalwire.com,imported,longcode,sms voice,'
         f"(415) 555-0100,PN-1,HD-7,,{job.pk},{created},2026-11-30T09:16:01+00:00,\r\n"
     )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 30, 9, 16, 1, tzinfo=UTC),
+        datetime(2026, 11, 30, 9, 16, 1, 120000, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC),
+        datetime(2026, 7, 1, 23, 30, 0, 999999, tzinfo=ZoneInfo("America/New_York")),
+    ],
+)
+def test_a_time_is_written_as_python_writes_it_in_utc(client, support_user, job, moment):
+    job.numbers.update(imported_at=moment)
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:job_export", args=[job.pk]))
+
+    written = {row["imported_at"] for row in csv.DictReader(io.StringIO(body(response)))}
+    assert written == {moment.astimezone(UTC).isoformat()}
 
 
 def test_the_numbers_export_names_who_imported(client, support_user, job):
