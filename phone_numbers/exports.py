@@ -3,11 +3,13 @@
 A view chooses the rows (a filtered QuerySet) and one of the column lists below, and returns
 `csv_response(rows, columns, filename)`.
 
-The cost of a large export is per row, so a row is never a model instance: the query reads
-only the columns' fields as tuples (`values_list`, in chunks through a server-side cursor on
-PostgreSQL), each cell is a function of the tuple, and the lines of a chunk go out as one
-piece, which gunicorn writes to the socket in one call instead of one a line
-(README, "Benchmarks": bench/exports.py).
+The cost of a large export is per row, so a row is never a model instance, and the database
+writes every cell it can: each column is an expression, `values_list` reads the cells as
+tuples (in chunks through a server-side cursor on PostgreSQL) and csv.writer writes them as
+they come. Python touches a cell only where SQL cannot write it as before (the audit's
+changes, as json.dumps writes them). The lines of a chunk go out as one piece, which gunicorn
+writes to the socket in one call instead of one a line (README, "Benchmarks":
+bench/exports.py).
 """
 
 import csv
@@ -16,10 +18,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from operator import itemgetter
 
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Case, F, QuerySet, Value, When
+from django.db.models.functions import Concat, Left
+from django.db.models.lookups import In
 from django.http import StreamingHttpResponse
 
 from phone_numbers.models import AuditAction, ImportStatus
@@ -34,12 +37,11 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of an export: its header, the fields it reads, and how they give its cell.
+    """One column of an export: its header and what the database writes in its cell.
 
-    `fields` are what `values_list` takes (a path such as "job__ticket", or an expression
-    such as IsoFormat("created_at")); `value` is called with their values in that order, and
-    without it the one field's value is the cell. None (no line, no person, no project) is
-    written as an empty cell.
+    `cell` is a path as `values_list` takes it ("job__ticket") or an expression
+    (IsoFormat("created_at")). None (no line, no person, no project) is written as an empty
+    cell. `value`, if given, is Python's part: it is called with what the database gave.
 
     `is_free_text` marks text that someone typed or a server sent (a ticket, a project's or
     number's name, SignalWire's message, a failed login's username): it may be typed to look
@@ -48,52 +50,59 @@ class Column:
     """
 
     header: str
-    fields: tuple[str | models.Expression, ...]
-    value: Callable[..., object] | None = None
+    cell: str | models.Expression
     is_free_text: bool = False
+    value: Callable[[object], object] | None = None
 
-    def reader(self, positions: dict[str | models.Expression, int]) -> Callable[[tuple], object]:
-        """The cell of a row read as a tuple whose values are at `positions`."""
-        at = [positions[field] for field in self.fields]
-        value = self.value
-        if value is None:
-            read: Callable[[tuple], object] = itemgetter(*at)
-        elif len(at) == 1:
-            (only,) = at
+    def expression(self) -> models.Expression:
+        """What the query reads for this column."""
+        read = F(self.cell) if isinstance(self.cell, str) else self.cell
+        if self.is_free_text and self.value is None:
+            return _quoted_if_formula(read)
+        return read
 
-            def read(row: tuple) -> object:
-                return value(row[only])
-        else:
-
-            def read(row: tuple) -> object:
-                return value(*[row[position] for position in at])
-
-        if not self.is_free_text:
-            return read
-        return lambda row: _defused(read(row))
+    def python_cell(self, value: object) -> object:
+        """The cell of a column with a `value`, from what the database gave."""
+        cell = self.value(value) if self.value else value
+        if self.is_free_text and isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+            return "'" + cell
+        return cell
 
 
-def _defused(value: object) -> object:
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+def _quoted_if_formula(text: models.Expression) -> Case:
+    return Case(
+        When(In(Left(text, 1), list(_FORMULA_STARTS)), then=Concat(Value("'"), text)),
+        default=text,
+        output_field=models.TextField(),
+    )
 
 
 def csv_chunks(rows: QuerySet, columns: Sequence[Column]) -> Iterator[str]:
     """The header line, then the lines of CHUNK_SIZE rows at a time."""
-    fields = list(dict.fromkeys(field for column in columns for field in column.fields))
-    positions = {field: at for at, field in enumerate(fields)}
-    readers = [column.reader(positions) for column in columns]
+    in_python = [(at, column.python_cell) for at, column in enumerate(columns) if column.value]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([column.header for column in columns])
     yield buffer.getvalue()
-    tuples = rows.values_list(*fields).iterator(chunk_size=CHUNK_SIZE)
+    tuples = rows.values_list(*[column.expression() for column in columns])
+    tuples = tuples.iterator(chunk_size=CHUNK_SIZE)
     while chunk := list(islice(tuples, CHUNK_SIZE)):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerows([[read(row) for read in readers] for row in chunk])
+        writer.writerows(_with_python_cells(chunk, in_python) if in_python else chunk)
         yield buffer.getvalue()
+
+
+def _with_python_cells(
+    chunk: list[tuple], in_python: list[tuple[int, Callable[[object], object]]]
+) -> list[list]:
+    rows = []
+    for row in chunk:
+        cells = list(row)
+        for at, python_cell in in_python:
+            cells[at] = python_cell(cells[at])
+        rows.append(cells)
+    return rows
 
 
 def csv_response(rows: QuerySet, columns: Sequence[Column], filename: str) -> StreamingHttpResponse:
@@ -123,52 +132,63 @@ class IsoFormat(models.Func):
         return super().as_sql(compiler, connection, template=template, **extra)
 
 
-def _reason(status: str, message: str) -> str:
-    return message if status != ImportStatus.IMPORTED else ""
+class Spaced(models.Func):
+    """A JSON list of names written as one text, the names apart by spaces ("sms voice")."""
+
+    output_field = models.TextField()
+    template = "array_to_string(ARRAY(SELECT jsonb_array_elements_text(%(expressions)s)), ' ')"
+
+    def as_sqlite(self, compiler, connection, **extra) -> tuple[str, list]:
+        # json_each reads a list in its order; no name holds a space.
+        template = "(SELECT group_concat(value, ' ') FROM json_each(%(expressions)s))"
+        return super().as_sql(compiler, connection, template=template, **extra)
 
 
-def _spaced(capabilities: list[str]) -> str:
-    return " ".join(capabilities)
-
+# SignalWire's message, for a number that was not imported.
+_REASON = Case(
+    When(status=ImportStatus.IMPORTED, then=Value("")),
+    default=F("error_message"),
+    output_field=models.TextField(),
+)
 
 # The numbers list's search.
 NUMBER_COLUMNS = [
-    Column("number", ("number",)),
-    Column("project", ("project__name",), is_free_text=True),
-    Column("space_host", ("project__space_host",)),
-    Column("status", ("status",)),
-    Column("number_type", ("number_type",)),
-    Column("capabilities", ("capabilities",), _spaced),
-    Column("friendly_name", ("friendly_name",), is_free_text=True),
-    Column("sid", ("sid",)),
-    Column("ticket", ("job__ticket",), is_free_text=True),
-    Column("imported_by", ("job__created_by__username",)),
-    Column("job", ("job_id",)),
-    Column("created_at", (IsoFormat("created_at"),)),
-    Column("imported_at", (IsoFormat("imported_at"),)),
-    Column("reason", ("status", "error_message"), _reason, is_free_text=True),
+    Column("number", "number"),
+    Column("project", "project__name", is_free_text=True),
+    Column("space_host", "project__space_host"),
+    Column("status", "status"),
+    Column("number_type", "number_type"),
+    Column("capabilities", Spaced("capabilities")),
+    Column("friendly_name", "friendly_name", is_free_text=True),
+    Column("sid", "sid"),
+    Column("ticket", "job__ticket", is_free_text=True),
+    Column("imported_by", "job__created_by__username"),
+    Column("job", "job_id"),
+    Column("created_at", IsoFormat("created_at")),
+    Column("imported_at", IsoFormat("imported_at")),
+    Column("reason", _REASON, is_free_text=True),
 ]
 
 # One import job's numbers.
 JOB_COLUMNS = [
-    Column("line", ("input_line",)),
-    Column("number", ("number",)),
-    Column("status", ("status",)),
-    Column("number_type", ("number_type",)),
-    Column("reason", ("status", "error_message"), _reason, is_free_text=True),
-    Column("sid", ("sid",)),
-    Column("friendly_name", ("friendly_name",), is_free_text=True),
-    Column("attempts", ("attempts",)),
-    Column("imported_at", (IsoFormat("imported_at"),)),
+    Column("line", "input_line"),
+    Column("number", "number"),
+    Column("status", "status"),
+    Column("number_type", "number_type"),
+    Column("reason", _REASON, is_free_text=True),
+    Column("sid", "sid"),
+    Column("friendly_name", "friendly_name", is_free_text=True),
+    Column("attempts", "attempts"),
+    Column("imported_at", IsoFormat("imported_at")),
 ]
 
 # A job's failed numbers as New import reads a CSV (number_input.read_csv): its three columns,
 # capabilities written as that form writes them, and the reason, a column the import ignores.
 FAILED_ROW_COLUMNS = [
-    Column("number", ("number",)),
-    Column("number_type", ("number_type",)),
-    Column("capabilities", ("capabilities",), _spaced),
-    Column("reason", ("error_message",), is_free_text=True),
+    Column("number", "number"),
+    Column("number_type", "number_type"),
+    Column("capabilities", Spaced("capabilities")),
+    Column("reason", "error_message", is_free_text=True),
 ]
 
 
@@ -178,21 +198,23 @@ def _audit_changes(changes: dict | None) -> str:
 
 _ACTION_LABELS = dict(AuditAction.choices)
 
-# The audit page's filter. Every cell can carry what a person typed (a failed login's username,
-# a target, changed values), so every cell is quoted.
+# The audit page's filter. Every text cell can carry what a person typed (a failed login's
+# username, a target, changed values), so every one is quoted; an address (stored as one) and
+# a job's id cannot begin as a formula does.
 AUDIT_COLUMNS = [
-    Column("time", (IsoFormat("created_at"),), is_free_text=True),
-    Column("person", ("username",), is_free_text=True),
-    Column("ip_address", ("ip_address",), is_free_text=True),
+    Column("time", IsoFormat("created_at"), is_free_text=True),
+    Column("person", "username", is_free_text=True),
+    Column("ip_address", "ip_address"),
     # An action the portal no longer has is written as stored, as Django's display does.
     Column(
         "action",
-        ("action",),
-        lambda action: _ACTION_LABELS.get(action, action),
+        "action",
         is_free_text=True,
+        value=lambda action: _ACTION_LABELS.get(action, action),
     ),
-    Column("project", ("project__name",), is_free_text=True),
-    Column("job", ("job_id",), is_free_text=True),
-    Column("target", ("target",), is_free_text=True),
-    Column("changes", ("changes",), _audit_changes, is_free_text=True),
+    Column("project", "project__name", is_free_text=True),
+    Column("job", "job_id"),
+    Column("target", "target", is_free_text=True),
+    # As json.dumps writes it: PostgreSQL's own text of a JSON value orders keys otherwise.
+    Column("changes", "changes", is_free_text=True, value=_audit_changes),
 ]

@@ -183,14 +183,16 @@ def test_the_audit_export_holds_exactly_these_bytes(client, admin_user, job):
     )
 
 
-def test_an_action_the_portal_no_longer_has_is_exported_as_stored(client, admin_user, job):
-    AuditEntry.objects.create(username="ada", action="retired_action", job=job)
+def test_an_action_the_portal_no_longer_has_is_exported_as_stored_and_quoted(
+    client, admin_user, job
+):
+    AuditEntry.objects.create(username="ada", action="=retired_action", job=job)
     client.force_login(admin_user)
 
     response = client.get(reverse("phone_numbers:audit_export"), {"job": job.pk})
 
     [row] = csv.DictReader(io.StringIO(body(response)))
-    assert row["action"] == "retired_action"
+    assert row["action"] == "'=retired_action"
 
 
 def test_an_export_of_many_chunks_holds_every_row_once_in_order(
