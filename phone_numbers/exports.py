@@ -133,10 +133,15 @@ class IsoFormat(models.Func):
 
 
 class Spaced(models.Func):
-    """A JSON list of names written as one text, the names apart by spaces ("sms voice")."""
+    """A JSON list of names written as one text, the names apart by spaces ("sms voice").
+
+    For capabilities, whose names hold no bracket, quote, comma or space: PostgreSQL writes a
+    list as `["sms", "voice"]`, which loses those characters but the spaces five times faster
+    than it reads the list's items.
+    """
 
     output_field = models.TextField()
-    template = "array_to_string(ARRAY(SELECT jsonb_array_elements_text(%(expressions)s)), ' ')"
+    template = "replace(translate(%(expressions)s::text, '[]\"', ''), ',', '')"
 
     def as_sqlite(self, compiler, connection, **extra) -> tuple[str, list]:
         # json_each reads a list in its order; no name holds a space.
