@@ -387,18 +387,26 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     job.numbers.filter(number="+14155550151").update(
         status="failed", attempts=1, failure_category=FailureCategory.INVALID_INPUT
     )
-    expect(page.locator(".retry-one summary")).to_be_visible()
+    expect(page.locator("a.retry-one")).to_be_visible()
     cancel = lambda e: e["text"] == "Cancel 1 not yet sent"  # noqa: E731
     tab_to(page, cancel, "the Cancel button")
     with page.expect_response(lambda response: response.url == page.url):
         pass  # the next poll
     page.wait_for_timeout(SETTLE_MS)
     assert cancel(focused(page)), f"a poll took the focus: {focused(page)}"
-    tab_to(page, lambda e: e["text"] == "Edit and retry", "Edit and retry")
+    # The row's link brings its form in, with the focus on its first field (a screen reader
+    # says where it is), and the polls leave it alone until it is sent.
+    link = tab_to(page, lambda e: e["text"].startswith("Edit and retry"), "Edit and retry")
+    # Each row's link names its number, for a screen reader's list of links.
+    assert (link["tag"], " ".join(link["text"].split())) == (
+        "a",
+        "Edit and retry +1 415-555-0151",
+    ), link
     page.keyboard.press("Enter")
+    expect(page.locator(".retry-one")).to_have_attribute("open", "")
     page.wait_for_timeout(POLL_MS * 2)
     expect(page.locator(".retry-one")).to_have_attribute("open", "")
-    tab_to(page, lambda e: e["name"] == "number_type", "the number type")
+    assert focused(page)["name"] == "number_type", f"the form's field has no focus: {focused(page)}"
     page.keyboard.press("ArrowDown")
     tab_to(page, lambda e: e["text"] == "Retry", "Retry")
     page.keyboard.press("Enter")
