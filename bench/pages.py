@@ -253,14 +253,15 @@ def pages() -> list[tuple[str, str, dict]]:
 
 @contextmanager
 def old_job_indexes() -> Iterator[None]:
-    """The number imports' indexes as they were before migration 0013 (the job's own, and
-    job and status) and the job's counts as they were, in a transaction rolled back after."""
+    """The number imports' indexes as they were before migrations 0013 and 0014 (the job's
+    own, and job and status) and the job's counts as they were, in a transaction rolled back
+    after."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE INDEX bench_job ON phone_numbers_numberimport (job_id);"
                 "CREATE INDEX bench_job_status ON phone_numbers_numberimport (job_id, status);"
-                "DROP INDEX numberimport_job_rows; DROP INDEX numberimport_job_counts;"
+                "DROP INDEX numberimport_job_rows; DROP INDEX numberimport_job_status_rows;"
                 "ANALYZE phone_numbers_numberimport"
             )
         with patch.object(ImportJob, "counts_of", staticmethod(old_counts_of)):
