@@ -512,6 +512,9 @@ class NumberImport(models.Model):
     friendly_name = models.CharField(max_length=100, blank=True)
     response = models.JSONField(null=True, blank=True)
     imported_at = models.DateTimeField(null=True, blank=True)
+    # Drift: set by the first completed inventory sync that no longer lists this imported
+    # number in its project's Space (released, moved), cleared by one that lists it again.
+    missing_from_space_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -798,6 +801,89 @@ class ImportAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class InventorySync(models.Model):
+    """One reading of a project's whole Space inventory from SignalWire's list of numbers.
+
+    The inventory (SpaceNumber) changes only when a sync completes, so a sync that dies
+    part-way leaves the previous inventory as the current truth and itself `failed` or
+    still `running` past its time.
+    """
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Started by an admin"
+        AFTER_JOB = "after_job", "After a job ended"
+        NIGHTLY = "nightly", "Nightly"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inventory_syncs")
+    trigger = models.CharField(max_length=10, choices=Trigger)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pages_read = models.PositiveIntegerField(default=0)
+    numbers_listed = models.PositiveIntegerField(default=0)
+    # What the completed sync changed in the inventory.
+    added = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            models.Index(fields=["project", "-started_at"], name="inventorysync_project_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Sync of {self.project_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class SpaceNumber(models.Model):
+    """A number in a project's Space, as the last completed inventory sync listed it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="space_numbers")
+    sid = models.CharField(max_length=64)
+    number = models.CharField(max_length=32, help_text="E.164")
+    friendly_name = models.CharField(max_length=100, blank=True)
+    # SignalWire's record has no type; only toll-free numbers carry `verification_status`.
+    number_type = models.CharField(max_length=10, choices=NumberType, blank=True)
+    capabilities = models.JSONField(default=list)
+    origin = models.CharField(max_length=20, blank=True)
+    date_created = models.DateTimeField(null=True, blank=True)
+    date_updated = models.DateTimeField(null=True, blank=True)
+    # The portal's import that put this number in the Space; null: it came another way.
+    number_import = models.ForeignKey(
+        NumberImport,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="space_numbers",
+    )
+    # Set by the sync: SignalWire's capabilities or type differ from what the import recorded.
+    differs_from_import = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sid"], name="spacenumber_project_sid")
+        ]
+        indexes = [
+            models.Index(fields=["project", "number"], name="spacenumber_project_number"),
+            models.Index(fields=["number"], name="spacenumber_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} in {self.project_id}"
 
 
 class RateLimitBucket(models.Model):
