@@ -417,6 +417,18 @@ def test_the_confirm_of_a_large_job_records_the_approval_request(large_job, admi
     assert entry.changes == {"numbers": THRESHOLD + 1, "threshold": THRESHOLD}
 
 
+def test_a_numbers_story_tells_its_jobs_approval(client, large_job, other_admin, support_user):
+    client.force_login(other_admin)
+    approve(client, large_job)
+    number = large_job.numbers.first()
+
+    client.force_login(support_user)
+    response = client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
+
+    story = [(event.who, event.what) for event in response.context["story"]]
+    assert ("bea", "Job approved") in story
+
+
 # --- Races -----------------------------------------------------------------------------------
 
 
