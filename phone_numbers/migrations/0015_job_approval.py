@@ -15,7 +15,7 @@ def grant_approve_permission(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("phone_numbers", "0013_job_page_indexes"),
+        ("phone_numbers", "0014_space_inventory"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
