@@ -299,7 +299,7 @@ def sim_project():
     """A fresh simulator project: random UUID and token, every switch at its default."""
     import uuid
 
-    from phone_numbers.simulator import SimProject
+    from signalwire_simulator import SimProject
 
     return SimProject(
         project_id=str(uuid.uuid4()),
@@ -311,7 +311,7 @@ def sim_project():
 @pytest.fixture
 def simulator(sim_project):
     """A running `Simulator` knowing `sim_project`; `.api_base_url`, `.configure()`, `.stats()`."""
-    from phone_numbers.simulator import Simulator
+    from signalwire_simulator import Simulator
 
     sim = Simulator([sim_project], seed=1234).start()
     try:

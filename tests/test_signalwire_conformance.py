@@ -23,7 +23,7 @@ from phone_numbers.signalwire import (
     SignalWireClient,
     SignalWireUnavailable,
 )
-from phone_numbers.simulator import SimProject
+from signalwire_simulator import SimProject
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "signalwire" / "openapi.yaml"
 SPEC_URI = "https://spec.signalwire.test/compatibility/openapi.yaml"
