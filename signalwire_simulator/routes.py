@@ -22,6 +22,8 @@ ROUTES = [
     ("import", "POST", re.compile(r"/Accounts/([^/]+)/ImportedPhoneNumbers")),
     ("list", "GET", re.compile(r"/Accounts/([^/]+)/IncomingPhoneNumbers")),
     ("fetch", "GET", re.compile(r"/Accounts/([^/]+)/IncomingPhoneNumbers/([^/]+)")),
+    ("update", "POST", re.compile(r"/Accounts/([^/]+)/IncomingPhoneNumbers/([^/]+)")),
+    ("release", "DELETE", re.compile(r"/Accounts/([^/]+)/IncomingPhoneNumbers/([^/]+)")),
     ("account", "GET", re.compile(r"/Accounts/([^/]+)")),
 ]
 
@@ -42,7 +44,7 @@ def route(method: str, path: str) -> tuple[str, str, str | None] | None:
                 account_sid = str(uuid.UUID(match.group(1)))
             except ValueError:
                 return None
-            number_sid = match.group(2) if name == "fetch" else None
+            number_sid = match.group(2) if match.re.groups == 2 else None
             return name, account_sid, number_sid
     return None
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from signalwire_simulator.outcome import Outcome
 from signalwire_simulator.routes import CONTROL_PREFIX
@@ -143,6 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(403, {"error": "the control endpoints answer loopback clients only"})
             return
         name = path[len(CONTROL_PREFIX) :].strip("/")
+        parts = [unquote(part) for part in name.split("/")]
         try:
             payload = json.loads(body.decode("utf-8") or "{}") if method == "POST" else {}
             if not isinstance(payload, dict):
@@ -164,10 +165,31 @@ class Handler(BaseHTTPRequestHandler):
                 project = SimProject.from_dict(payload)
                 simulator.add_project(project)
                 self._send_json(201, project.public())
+            elif len(parts) in (3, 4) and parts[0] == "projects" and parts[2] == "numbers":
+                self._control_numbers(method, parts, payload, path)
             else:
                 self._send_json(404, {"error": f"no control endpoint {method} {path}"})
+        except LookupError as exc:
+            self._send_json(404, {"error": str(exc).strip("'\"")})
         except (ValueError, TypeError) as exc:
             self._send_json(400, {"error": str(exc)})
+
+    def _control_numbers(
+        self, method: str, parts: list[str], payload: dict[str, Any], path: str
+    ) -> None:
+        """``/__sim__/projects/{id}/numbers[/{sid or +number}]``: the Space changing by other
+        routes than the portal (see the package docstring)."""
+        simulator = self.server.simulator
+        project_id = parts[1]
+        if len(parts) == 3 and method == "POST":
+            sids = simulator.add_numbers(project_id, payload)
+            self._send_json(201, {"added": len(sids), "sids": sids})
+        elif len(parts) == 4 and method == "DELETE":
+            self._send_json(200, simulator.release_number(project_id, parts[3]))
+        elif len(parts) == 4 and method == "POST":
+            self._send_json(200, simulator.change_number(project_id, parts[3], payload))
+        else:
+            self._send_json(404, {"error": f"no control endpoint {method} {path}"})
 
     # -- I/O ----------------------------------------------------------------------------------
 
@@ -187,10 +209,12 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode("utf-8")
+        # 204 No Content (a release) has no body and no Content-Length (RFC 9110 §8.6).
+        payload = b"" if status == 204 else json.dumps(body).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
+        if status != 204:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()

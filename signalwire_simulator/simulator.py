@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,16 @@ from signalwire_simulator.outcome import Outcome, error, import_error, unauthori
 from signalwire_simulator.routes import API_PREFIX, basic_credentials, decode_body, route
 from signalwire_simulator.server import Handler, Server
 from signalwire_simulator.spaces import (
+    ProjectNumbers,
     SimProject,
+    capabilities_object,
+    capability_list,
+    changed_record,
+    dashboard_numbers,
     import_fields,
     list_page,
     new_number,
+    record_update,
     rfc2822,
     validate_import,
 )
@@ -61,7 +68,7 @@ class Simulator:
         self._seed = seed
         # Bandit B311 is a false alarm: seeded on purpose, so failures repeat; no security use.
         self._random = random.Random(seed)  # nosec B311
-        self._numbers: dict[str, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
+        self._numbers: dict[str, ProjectNumbers] = collections.defaultdict(ProjectNumbers)
         self._stats = Stats()
         self._exchanges: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=exchange_log_size
@@ -172,7 +179,8 @@ class Simulator:
     def numbers(self, project_id: str) -> list[dict[str, Any]]:
         """Every number of a project, oldest first, as the API would return them."""
         with self._lock:
-            return copy.deepcopy(list(self._numbers.get(project_id, {}).values()))
+            numbers = self._numbers.get(project_id)
+            return copy.deepcopy(numbers.records()) if numbers else []
 
     # -- request handling ---------------------------------------------------------------------
 
@@ -189,7 +197,8 @@ class Simulator:
         if routed is None:
             return "other", None, error(404, 20404, "The requested resource was not found")
         endpoint, account_sid, number_sid = routed
-        fields = decode_body(headers.get("Content-Type", ""), body) if endpoint == "import" else {}
+        with_body = endpoint in ("import", "update")
+        fields = decode_body(headers.get("Content-Type", ""), body) if with_body else {}
         number = (fields or {}).get("number")
         arrived = time.monotonic()
         with self._lock:
@@ -212,6 +221,10 @@ class Simulator:
             return endpoint, account_sid, self._list(account_sid, query)
         if endpoint == "fetch":
             return endpoint, account_sid, self._fetch(account_sid, number_sid or "", path)
+        if endpoint == "update":
+            return endpoint, account_sid, self._update(account_sid, number_sid or "", fields, path)
+        if endpoint == "release":
+            return endpoint, account_sid, self._release(account_sid, number_sid or "", path)
         return endpoint, account_sid, self._account(account_sid)
 
     def _config_for(self, account_sid: str) -> SimConfig:
@@ -309,26 +322,54 @@ class Simulator:
                 return Outcome(drop=True)
             self._stats.import_requests[account_sid][number] += 1
             existing = self._numbers[account_sid]
-            if config.duplicates == "reject" and any(
-                record["phone_number"] == number for record in existing.values()
-            ):
+            if config.duplicates == "reject" and existing.sids_of(number):
                 return import_error("10000", config.duplicate_message)
-            record = new_number(account_sid, number, number_type, capabilities, config)
-            existing[record["sid"]] = record
+            record = new_number(
+                account_sid,
+                number,
+                number_type,
+                capabilities,
+                origin=config.origin,
+                example_nulls=config.s3_example_nulls,
+            )
+            existing.add(record)
             self._stats.created[account_sid][number] += 1
-        return Outcome(status=201, body=copy.deepcopy(record))
+        # Records are never changed in place (spaces.ProjectNumbers), so no copy is needed.
+        return Outcome(status=201, body=record)
 
     def _list(self, account_sid: str, query: str) -> Outcome:
         with self._lock:
-            records = list(self._numbers.get(account_sid, {}).values())
-        return list_page(records, account_sid, query)
+            return list_page(self._numbers[account_sid], account_sid, query)
 
     def _fetch(self, account_sid: str, number_sid: str, path: str) -> Outcome:
         with self._lock:
-            record = self._numbers.get(account_sid, {}).get(number_sid)
+            record = self._numbers[account_sid].get(number_sid)
             if record is not None:
-                return Outcome(status=200, body=copy.deepcopy(record))
+                return Outcome(status=200, body=record)
         return error(404, 20404, f"The requested resource {path} was not found")
+
+    def _update(
+        self, account_sid: str, number_sid: str, fields: dict[str, Any] | None, path: str
+    ) -> Outcome:
+        """``POST …/IncomingPhoneNumbers/{Sid}``: change a number, or move it (``AccountSid``)."""
+        if fields is None:
+            return error(400, 10000, "The request body could not be parsed")
+        try:
+            changes, target = record_update(fields)
+            return Outcome(status=200, body=self._change(account_sid, number_sid, changes, target))
+        except LookupError:
+            return error(404, 20404, f"The requested resource {path} was not found")
+        except ValueError as exc:
+            return error(400, 10000, str(exc))
+
+    def _release(self, account_sid: str, number_sid: str, path: str) -> Outcome:
+        """``DELETE …/IncomingPhoneNumbers/{Sid}``: 204, or 404 if the project has no such sid."""
+        with self._lock:
+            numbers = self._numbers[account_sid]
+            if numbers.get(number_sid) is None:
+                return error(404, 20404, f"The requested resource {path} was not found")
+            numbers.remove(number_sid)
+        return Outcome(status=204)
 
     def _account(self, account_sid: str) -> Outcome:
         with self._lock:
@@ -377,6 +418,105 @@ class Simulator:
             "subresource_uris": names,
         }
         return Outcome(status=200, body=body)
+
+    # -- the Space changing by other routes (the control endpoints) ---------------------------
+
+    def add_numbers(self, project_id: str, payload: Mapping[str, Any]) -> list[str]:
+        """Add numbers "bought in the dashboard" to a project, all or none; their sids, in order.
+
+        `payload` is the control request's body (`spaces.dashboard_numbers`). They are
+        SignalWire numbers (origin ``signalwire``), not imports: the stats do not count them.
+        LookupError for an unknown project; ValueError for a bad body or a number it holds.
+        """
+        numbers, number_type, capabilities = dashboard_numbers(payload)
+        project_id = self._known_project(project_id)
+        now = rfc2822(datetime.now(UTC))
+        # Built outside the lock: 100,000 records take seconds, and the API answers meanwhile.
+        records = [
+            new_number(project_id, number, number_type, capabilities, origin="signalwire", now=now)
+            for number in numbers
+        ]
+        with self._lock:
+            existing = self._numbers[project_id]
+            taken = [number for number in numbers if existing.sids_of(number)]
+            if taken:
+                raise ValueError(f"already in the project: {', '.join(taken[:5])}")
+            for record in records:
+                existing.add(record)
+        return [record["sid"] for record in records]
+
+    def release_number(self, project_id: str, ref: str) -> dict[str, Any]:
+        """Release a number (by sid, or by phone number); the record it had. LookupError if the
+        project does not hold it."""
+        project_id = self._known_project(project_id)
+        with self._lock:
+            numbers = self._numbers[project_id]
+            return numbers.remove(self._sid_of(numbers, ref))
+
+    def change_number(
+        self, project_id: str, ref: str, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change a number's ``capabilities`` and/or move it to another ``project_id`` of the
+        same Space; the new record. LookupError / ValueError as for the API's update."""
+        unknown = set(payload) - {"capabilities", "project_id"}
+        if unknown or not payload:
+            raise ValueError('give "capabilities" (a list) and/or "project_id" to move it to')
+        changes = {}
+        if "capabilities" in payload:
+            changes["capabilities"] = capabilities_object(capability_list(payload["capabilities"]))
+        target = payload.get("project_id")
+        if target is not None:
+            target = self._known_project(str(target))
+        project_id = self._known_project(project_id)
+        with self._lock:
+            sid = self._sid_of(self._numbers[project_id], ref)
+        return self._change(project_id, sid, changes, target)
+
+    def _change(
+        self, account_sid: str, sid: str, changes: Mapping[str, Any], target: str | None
+    ) -> dict[str, Any]:
+        """Apply `changes` to a number and move it to `target` if given and another project."""
+        with self._lock:
+            numbers = self._numbers[account_sid]
+            record = numbers.get(sid)
+            if record is None:
+                raise LookupError(sid)
+            if target is None or target == account_sid:
+                new = changed_record(record, changes)
+                numbers.replace(new)
+                return new
+            here, there = self._projects.get(account_sid), self._projects.get(target)
+            if here is None or there is None or here.space_host != there.space_host:
+                raise ValueError("AccountSid must be another project of the same Space")
+            if self._numbers[target].sids_of(record["phone_number"]):
+                raise ValueError("Number has already been taken in that project")
+            numbers.remove(sid)
+            new = changed_record(record, changes, target)
+            self._numbers[target].add(new)
+            return new
+
+    def _known_project(self, project_id: str) -> str:
+        """The canonical id of a project the simulator knows; LookupError if none."""
+        try:
+            project_id = str(uuid.UUID(project_id))
+        except ValueError:
+            raise LookupError(f"no project {project_id!r}") from None
+        with self._lock:
+            if project_id not in self._projects:
+                raise LookupError(f"no project {project_id}")
+        return project_id
+
+    @staticmethod
+    def _sid_of(numbers: ProjectNumbers, ref: str) -> str:
+        """The sid `ref` names: a sid, or a phone number (its oldest holder). Lock held."""
+        if ref.startswith("+"):
+            sids = numbers.sids_of(ref)
+            if not sids:
+                raise LookupError(f"no number {ref} in the project")
+            return sids[0]
+        if numbers.get(ref) is None:
+            raise LookupError(f"no number with sid {ref} in the project")
+        return ref
 
     # -- bookkeeping used by the handler ------------------------------------------------------
 
