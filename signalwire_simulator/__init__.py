@@ -10,9 +10,21 @@ with an optional ``.json`` suffix, NOTES.md §8.1):
 - ``POST /Accounts/{sid}/ImportedPhoneNumbers``: form-urlencoded (``capabilities``,
   ``capabilities[]``, single or repeated) or JSON; 201 IncomingPhoneNumber, 422 with a string
   ``code``, 400 for an unreadable JSON body, 401 ``{code: 20003}``.
-- ``GET /Accounts/{sid}/IncomingPhoneNumbers``: paged envelope; ``PhoneNumber`` (substring
-  match, like SignalWire's "pattern"), ``FriendlyName``, ``PageSize``, ``Page`` + ``PageToken``.
+- ``GET /Accounts/{sid}/IncomingPhoneNumbers``: the paged envelope (``uri``,
+  ``first_page_uri``, ``next_page_uri``, ``previous_page_uri``, ``page``, ``page_size``,
+  ``incoming_phone_numbers``), oldest first; ``PhoneNumber`` (substring match, like
+  SignalWire's "pattern"), ``FriendlyName``, ``PageSize`` (1 to 1000, default 50), ``Page`` +
+  ``PageToken`` (required past page 0, else 400 with code 54453). A token names the record
+  its page starts after, so numbers added or released between pages neither repeat nor hide
+  the rest; a page costs about its own size, whatever the size of the Space.
 - ``GET /Accounts/{sid}/IncomingPhoneNumbers/{sid}``: 200, or 404 ``{code: 20404}``.
+- ``POST /Accounts/{sid}/IncomingPhoneNumbers/{sid}`` (form or JSON): 200 with the changed
+  number. ``AccountSid`` moves it to another project of the same Space (400 otherwise);
+  ``FriendlyName``, ``VoiceUrl``, ``VoiceFallbackUrl``, ``SmsUrl``, ``SmsFallbackUrl``,
+  ``StatusCallback`` and their ``…Method`` (GET or POST) are kept; other documented fields
+  are accepted and ignored. 404 ``{code: 20404}`` for an unknown sid.
+- ``DELETE /Accounts/{sid}/IncomingPhoneNumbers/{sid}``: releases the number, 204 with no
+  body; 404 ``{code: 20404}`` if the project does not hold it.
 - ``GET /Accounts/{sid}``: the Account object; needs the Management scope.
 
 Behaviour follows NOTES.md §8; what SignalWire does not document is chosen here and marked
@@ -38,10 +50,25 @@ Faults (set by flags, or at run time with ``POST /__sim__/config``):
 - a project's ``overrides`` replace these fields for its own requests, so one Space of a
   simulator can be throttled hard while another is not.
 
-Control endpoints (loopback clients only): ``GET/POST /__sim__/config``, ``POST /__sim__/reset``
-(numbers, stats and config back to the start), ``GET /__sim__/stats``, ``GET/POST
-/__sim__/projects``, ``GET /__sim__/exchanges`` (the last requests and answers, Authorization
-redacted).
+Control endpoints (loopback clients only; JSON bodies; a bad body is 400 ``{"error": …}``
+naming what to fix, an unknown project or number 404 ``{"error": …}``):
+
+- ``GET/POST /__sim__/config``, ``POST /__sim__/reset`` (numbers, stats and config back to the
+  start), ``GET /__sim__/stats``, ``GET/POST /__sim__/projects``, ``GET /__sim__/exchanges``
+  (the last requests and answers, Authorization redacted).
+- The Space changing by other routes than the portal. ``{id}`` is a project id; ``{number}``
+  is a number's sid or its E.164 phone number (``+`` or ``%2B``):
+
+  - ``POST /__sim__/projects/{id}/numbers`` with ``{"numbers": ["+1…", …]}`` or
+    ``{"count": 100000, "start": "+14150000000"}`` (``count`` consecutive numbers from
+    ``start``), optionally ``"number_type"`` (``longcode`` or ``tollfree``; default
+    ``longcode``) and ``"capabilities"`` (default all four): numbers "bought in the
+    dashboard", origin ``signalwire``, all or none (400 if the project holds one already).
+    201 ``{"added": N, "sids": [...]}``, the sids in the order of the numbers;
+  - ``DELETE /__sim__/projects/{id}/numbers/{number}``: released; 200 with the record it had;
+  - ``POST /__sim__/projects/{id}/numbers/{number}`` with ``{"capabilities": [...]}`` and/or
+    ``{"project_id": "<another project of the same Space>"}``: 200 with the new record (the
+    same sid; moved, it is listed last in its new project).
 
 Besides the counts per endpoint and status, the stats hold what a harness needs to catch an
 engine that misbehaves under load: ``created`` and ``import_posts`` (every import POST that

@@ -3,6 +3,9 @@ numbers bought in the dashboard, released, changed and moved, and the paged list
 right and cheap through it. Every list response is checked against SignalWire's OpenAPI
 description (skipped, saying why, when ../shared is absent)."""
 
+import base64
+import http.client
+import json
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
@@ -209,6 +212,27 @@ def test_release_over_the_api_is_204_then_404_and_the_number_leaves_the_list(
     conforms(again, NUMBER_PATH, "delete")
     assert requests.get(url, auth=auth(sim_project), timeout=5).status_code == 404
     assert [record["sid"] for record in list_all(simulator, sim_project, conforms)] == [kept]
+
+
+def test_a_204_carries_no_body_so_the_connection_serves_the_next_request(simulator, sim_project):
+    # http.client reads no body after a 204, so a stray one would be taken for the start of
+    # the next answer on the same keep-alive connection.
+    (sid,) = add(simulator, sim_project, "+14155550100")
+    path = api(simulator, sim_project, f"/IncomingPhoneNumbers/{sid}")[len(simulator.url) :]
+    token = base64.b64encode(f"{sim_project.project_id}:{sim_project.token}".encode()).decode()
+    connection = http.client.HTTPConnection("127.0.0.1", simulator.port, timeout=5)
+    try:
+        connection.request("DELETE", path, headers={"Authorization": f"Basic {token}"})
+        released = connection.getresponse()
+        assert released.status == 204
+        assert released.getheader("Content-Length") is None
+        assert released.read() == b""
+        connection.request("GET", path, headers={"Authorization": f"Basic {token}"})
+        fetched = connection.getresponse()
+        assert fetched.status == 404
+        assert json.loads(fetched.read())["code"] == 20404
+    finally:
+        connection.close()
 
 
 def test_release_needs_the_projects_own_token_and_number(simulator, sim_project):
