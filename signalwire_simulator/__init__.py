@@ -70,6 +70,14 @@ naming what to fix, an unknown project or number 404 ``{"error": …}``):
     ``{"project_id": "<another project of the same Space>"}``: 200 with the new record (the
     same sid; moved, it is listed last in its new project).
 
+- A list that fails, so a sync killed mid-way can be tested:
+  ``POST /__sim__/projects/{id}/list-fault`` with ``{"fault": "500", "after_pages": 2,
+  "times": 1}`` (``fault``: ``500``, ``503``, ``reset`` (the connection closed with an RST) or
+  ``timeout`` (held ``timeout_seconds``, then dropped); all three optional, defaults as shown):
+  the project's next ``after_pages`` list requests are answered, the ``times`` after them
+  fail, then the list works again. 200 with the state; ``GET`` the same path gives it with
+  its counts (``served``, ``failed``) or null; ``DELETE`` disarms it. A reset clears it.
+
 Besides the counts per endpoint and status, the stats hold what a harness needs to catch an
 engine that misbehaves under load: ``created`` and ``import_posts`` (every import POST that
 names a number, counted on arrival, whatever its answer) per project and number;

@@ -127,3 +127,48 @@ def over_rate_limit(
         wait = accepted[0] + 1.0 - now
         outcome.headers["Retry-After"] = str(max(1, math.ceil(wait)))
     return outcome
+
+
+LIST_FAULTS = ("500", "503", "reset", "timeout")
+
+
+@dataclass
+class ListFault:
+    """A list page that fails, armed for one project through ``/__sim__/projects/{id}/list-fault``:
+    `after_pages` list requests are answered, then the next `times` fail with `fault` (500,
+    503, a reset connection, or a timeout: held ``timeout_seconds`` and dropped), then the list
+    works again. So a sync killed mid-way can be tested."""
+
+    fault: str = "500"
+    after_pages: int = 0
+    times: int = 1
+    served: int = 0
+    failed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ListFault:
+        """From a control request's body; ValueError naming what to fix."""
+        unknown = set(data) - {"fault", "after_pages", "times"}
+        if unknown:
+            raise ValueError(f"unknown fields: {', '.join(sorted(unknown))}")
+        fault = cls(**data)
+        if fault.fault not in LIST_FAULTS:
+            raise ValueError(f'"fault" must be one of {", ".join(LIST_FAULTS)}')
+        for name in ("after_pages", "times"):
+            value = getattr(fault, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f'"{name}" must be a whole number of 0 or more')
+        return fault
+
+    def draw(self) -> str | None:
+        """The fault for the list request now arriving, or None; counts it either way."""
+        if self.served < self.after_pages:
+            self.served += 1
+            return None
+        if self.failed < self.times:
+            self.failed += 1
+            return self.fault
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

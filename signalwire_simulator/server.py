@@ -167,12 +167,30 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(201, project.public())
             elif len(parts) in (3, 4) and parts[0] == "projects" and parts[2] == "numbers":
                 self._control_numbers(method, parts, payload, path)
+            elif len(parts) == 3 and parts[0] == "projects" and parts[2] == "list-fault":
+                self._control_list_fault(method, parts[1], payload, path)
             else:
                 self._send_json(404, {"error": f"no control endpoint {method} {path}"})
         except LookupError as exc:
             self._send_json(404, {"error": str(exc).strip("'\"")})
         except (ValueError, TypeError) as exc:
             self._send_json(400, {"error": str(exc)})
+
+    def _control_list_fault(
+        self, method: str, project_id: str, payload: dict[str, Any], path: str
+    ) -> None:
+        """``/__sim__/projects/{id}/list-fault``: arm (POST), read (GET), disarm (DELETE)."""
+        simulator = self.server.simulator
+        if method == "POST":
+            self._send_json(200, simulator.arm_list_fault(project_id, payload).as_dict())
+        elif method == "GET":
+            fault = simulator.list_fault(project_id)
+            self._send_json(200, fault.as_dict() if fault else None)
+        elif method == "DELETE":
+            simulator.disarm_list_fault(project_id)
+            self._send_json(200, None)
+        else:
+            self._send_json(404, {"error": f"no control endpoint {method} {path}"})
 
     def _control_numbers(
         self, method: str, parts: list[str], payload: dict[str, Any], path: str

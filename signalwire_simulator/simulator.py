@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from signalwire_simulator.faults import SimConfig, draw_latency, over_rate_limit, pick_fault
+from signalwire_simulator.faults import (
+    ListFault,
+    SimConfig,
+    draw_latency,
+    over_rate_limit,
+    pick_fault,
+)
 from signalwire_simulator.outcome import Outcome, error, import_error, unauthorized
 from signalwire_simulator.routes import API_PREFIX, basic_credentials, decode_body, route
 from signalwire_simulator.server import Handler, Server
@@ -69,6 +75,7 @@ class Simulator:
         # Bandit B311 is a false alarm: seeded on purpose, so failures repeat; no security use.
         self._random = random.Random(seed)  # nosec B311
         self._numbers: dict[str, ProjectNumbers] = collections.defaultdict(ProjectNumbers)
+        self._list_faults: dict[str, ListFault] = {}
         self._stats = Stats()
         self._exchanges: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=exchange_log_size
@@ -152,6 +159,7 @@ class Simulator:
         with self._lock:
             self.config = copy.deepcopy(self._initial_config)
             self._numbers.clear()
+            self._list_faults.clear()
             self._stats = Stats()
             self._exchanges.clear()
             self._random = random.Random(self._seed)  # nosec B311
@@ -218,6 +226,11 @@ class Simulator:
         if endpoint == "import":
             return endpoint, account_sid, self._import(account_sid, fields, config, arrived)
         if endpoint == "list":
+            with self._lock:
+                armed = self._list_faults.get(account_sid)
+                list_fault = armed.draw() if armed else None
+            if list_fault is not None:
+                return endpoint, account_sid, _list_fault_outcome(list_fault, config)
             return endpoint, account_sid, self._list(account_sid, query)
         if endpoint == "fetch":
             return endpoint, account_sid, self._fetch(account_sid, number_sid or "", path)
@@ -495,6 +508,27 @@ class Simulator:
             self._numbers[target].add(new)
             return new
 
+    def arm_list_fault(self, project_id: str, payload: Mapping[str, Any]) -> ListFault:
+        """Make the project's list fail after some pages (`faults.ListFault`); replaces an
+        armed one. LookupError for an unknown project, ValueError for a bad body."""
+        fault = ListFault.from_dict(payload)
+        project_id = self._known_project(project_id)
+        with self._lock:
+            self._list_faults[project_id] = fault
+        return fault
+
+    def list_fault(self, project_id: str) -> ListFault | None:
+        """The project's armed list fault, with its counts so far; None if none."""
+        project_id = self._known_project(project_id)
+        with self._lock:
+            fault = self._list_faults.get(project_id)
+            return copy.copy(fault)
+
+    def disarm_list_fault(self, project_id: str) -> None:
+        project_id = self._known_project(project_id)
+        with self._lock:
+            self._list_faults.pop(project_id, None)
+
     def _known_project(self, project_id: str) -> str:
         """The canonical id of a project the simulator knows; LookupError if none."""
         try:
@@ -580,6 +614,15 @@ class Simulator:
             timers, self._timers = self._timers, set()
         for timer in timers:
             timer.cancel()
+
+
+def _list_fault_outcome(fault: str, config: SimConfig) -> Outcome:
+    if fault == "reset":
+        return Outcome(reset=True)
+    if fault == "timeout":
+        return Outcome(hold_seconds=config.timeout_seconds, drop=True)
+    message = "Internal Server Error" if fault == "500" else "Service Unavailable"
+    return error(int(fault), 10002, message)
 
 
 def _camel(name: str) -> str:

@@ -501,3 +501,81 @@ def test_a_page_reads_about_its_own_records_not_the_whole_project():
     assert outcome.body["incoming_phone_numbers"][0]["phone_number"] == "+14150010000"
     # 1,001 forward, 1,000 back for previous_page_uri, and the page's own records.
     assert _CountingRecords.reads <= 4_000
+
+
+# --- a list page that fails, for a sync killed mid-way ------------------------------------------
+
+
+def page_urls(sim, project, page_size):
+    """Every page's URL, following next_page_uri."""
+    url, urls = api(sim, project, f"/IncomingPhoneNumbers?PageSize={page_size}"), []
+    while url:
+        urls.append(url)
+        body = requests.get(url, auth=auth(project), timeout=5).json()
+        url = sim.url + body["next_page_uri"] if body["next_page_uri"] else None
+    return urls
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_an_armed_list_fault_fails_the_page_after_n_then_the_list_works_again(
+    simulator, sim_project, status
+):
+    add(simulator, sim_project, *(f"+1415555{i:04d}" for i in range(50)))
+    urls = page_urls(simulator, sim_project, 10)
+    armed = control(
+        simulator,
+        "POST",
+        f"/projects/{sim_project.project_id}/list-fault",
+        json={"fault": str(status), "after_pages": 2},
+    )
+
+    answers = [requests.get(url, auth=auth(sim_project), timeout=5) for url in urls]
+    retried = requests.get(urls[2], auth=auth(sim_project), timeout=5)
+
+    assert armed.status_code == 200
+    assert [answer.status_code for answer in answers] == [200, 200, status, 200, 200]
+    assert answers[2].json()["status"] == status
+    assert retried.status_code == 200
+    assert [n["phone_number"] for n in retried.json()["incoming_phone_numbers"]] == [
+        f"+1415555{i:04d}" for i in range(20, 30)
+    ]
+    state = control(simulator, "GET", f"/projects/{sim_project.project_id}/list-fault").json()
+    assert state == {"fault": str(status), "after_pages": 2, "times": 1, "served": 2, "failed": 1}
+
+
+def test_a_list_fault_can_drop_the_connection_and_be_disarmed(simulator, sim_project):
+    add(simulator, sim_project, "+14155550100")
+    path = f"/projects/{sim_project.project_id}/list-fault"
+    url = api(simulator, sim_project, "/IncomingPhoneNumbers")
+    control(simulator, "POST", path, json={"fault": "reset", "after_pages": 0, "times": 5})
+
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, auth=auth(sim_project), timeout=5)
+    control(simulator, "DELETE", path)
+
+    assert requests.get(url, auth=auth(sim_project), timeout=5).status_code == 200
+    assert control(simulator, "GET", path).json() is None
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"fault": "404"}, '"fault" must be one of 500, 503, reset, timeout'),
+        ({"after_pages": -1}, '"after_pages" must be a whole number'),
+        ({"times": "2"}, '"times" must be a whole number'),
+        ({"pages": 2}, "unknown fields: pages"),
+    ],
+)
+def test_a_bad_list_fault_is_400_naming_what_to_fix(simulator, sim_project, body, words):
+    response = control(
+        simulator, "POST", f"/projects/{sim_project.project_id}/list-fault", json=body
+    )
+
+    assert response.status_code == 400
+    assert words in response.json()["error"]
+
+
+def test_a_list_fault_for_an_unknown_project_is_404(simulator):
+    response = control(simulator, "POST", f"/projects/{uuid.uuid4()}/list-fault", json={})
+
+    assert response.status_code == 404
