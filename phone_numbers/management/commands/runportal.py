@@ -199,6 +199,8 @@ class Command(BaseCommand):
             **os.environ,
             "SIGNALWIRE_BASE_URL": f"http://127.0.0.1:{simulator_port}{API_PATH}",
             "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+            # The links in emails (var/mail/ unless a mail server is configured).
+            "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL") or f"http://{address}",
         }
         # A SIGTERM (from a supervisor or a test) stops the portal like Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
