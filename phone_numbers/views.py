@@ -740,7 +740,10 @@ def email_preferences(request: HttpRequest) -> HttpResponse:
     preference = EmailPreference.objects.filter(user=request.user).first() or EmailPreference(
         user=request.user
     )
-    form = EmailPreferenceForm(request.POST or None, instance=preference)
+    # Not `request.POST or None`: an unticked box posts nothing, and that is a choice too.
+    form = EmailPreferenceForm(
+        request.POST if request.method == "POST" else None, instance=preference
+    )
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(
