@@ -132,7 +132,7 @@ def test_a_job_end_mails_its_starter_the_counts_the_failures_by_reason_and_a_lin
         "capabilities and retry it." in message.body
     )
     assert "- 1 × Network problem. SignalWire could not be reached. Retry later." in message.body
-    assert "Ticket: HD-7" in message.body
+    assert "Ticket:  HD-7" in message.body
     assert f"The job: {BASE_URL}/jobs/{job.pk}/" in message.body
     assert f"{BASE_URL}/account/email/" in message.body
 
