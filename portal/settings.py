@@ -509,7 +509,9 @@ def email_from_url(url: str) -> dict[str, object]:
         )
     default_port, use_tls, use_ssl = _SMTP_SCHEMES[parts.scheme]
     try:
-        port = parts.port or default_port
+        port = default_port if parts.port is None else parts.port
+        if port == 0:
+            raise ValueError
     except ValueError:
         raise ImproperlyConfigured(
             "EMAIL_URL has a port that is not a number from 1 to 65535"
