@@ -55,15 +55,16 @@ def notify_if_ended(job_id: int) -> bool:
     once, exactly one mails. A job retried after it ended is told again when it ends again
     (`forget_end`).
     """
-    with transaction.atomic():
-        claimed = (
-            ImportJob.objects.filter(pk=job_id, ended_notified_at__isnull=True)
-            .filter(_has_ended())
-            .update(ended_notified_at=timezone.now())
-        )
-        if claimed:
-            job = ImportJob.objects.select_related("created_by").get(pk=job_id)
-            _queue(Kind.ENDED, job_id, _wanting(_starter(job)))
+    # One statement and no transaction of its own: a worker runs it for every number it
+    # finishes (the emails are queued after the commit of whatever transaction calls it).
+    claimed = (
+        ImportJob.objects.filter(pk=job_id, ended_notified_at__isnull=True)
+        .filter(_has_ended())
+        .update(ended_notified_at=timezone.now())
+    )
+    if claimed:
+        job = ImportJob.objects.get(pk=job_id)
+        _queue(Kind.ENDED, job_id, _wanting(_starter(job)))
     return bool(claimed)
 
 
@@ -90,7 +91,7 @@ def notify_paused_on_credentials(job_id: int) -> None:
     `paused_at IS NULL` that succeeded), so a token refused for every number in flight, or
     failing on and off, mails once per pause: nothing more is sent until a person resumes.
     """
-    job = ImportJob.objects.select_related("created_by").get(pk=job_id)
+    job = ImportJob.objects.get(pk=job_id)
     _queue(Kind.PAUSED, job_id, _wanting(_starter(job) | _admins()))
 
 
