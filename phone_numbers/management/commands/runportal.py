@@ -46,7 +46,10 @@ def create_first_admin() -> tuple[bool, str | None]:
         return False, None
     password = os.environ.get("PORTAL_ADMIN_PASSWORD")
     generated = None if password else secrets.token_urlsafe(12)
-    admin = users.objects.create_superuser(ADMIN_USERNAME, password=password or generated)
+    # An address, so that the job emails of a local portal show in var/mail/.
+    admin = users.objects.create_superuser(
+        ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@localhost", password=password or generated
+    )
     admin.groups.add(Group.objects.get(name=ADMINS))
     return True, generated
 
