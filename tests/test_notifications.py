@@ -17,6 +17,7 @@ from phone_numbers.models import (
 from phone_numbers.number_input import read_pasted
 from phone_numbers.roles import ADMINS
 from phone_numbers.signalwire import CredentialsRejected
+from tests.conftest import free_port
 from tests.fakes import FakeSignalWire
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
@@ -360,6 +361,31 @@ def test_an_email_whose_job_or_person_is_gone_is_dropped(job_of, starter):
     assert not notifications.send("ended", job.pk + 1000, starter.pk)
     assert not notifications.send("ended", job.pk, starter.pk + 1000)
     assert mail.outbox == []
+
+
+def test_a_mail_server_that_is_down_is_tried_again_later_and_at_last_given_up(
+    job_of, starter, settings, caplog
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nothing listens
+    settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "portal", "smtp-secret-1b7e"
+    settings.PORTAL_EMAIL_MAX_RETRIES = 2
+    job = job_of(1)
+    args = ("ended", job.pk, starter.pk)
+
+    # Run eagerly, each retry runs at once (a worker would wait its countdown).
+    tasks.send_job_email.apply(args=args)
+
+    tries = [each.getMessage() for each in caplog.records if each.name == "phone_numbers.tasks"]
+    refused = "ConnectionRefusedError: [Errno 111] Connection refused"
+    assert tries == [
+        f"Could not send the ended email of job {job.pk} to user {starter.pk} ({refused}); "
+        "trying again in 30 s",
+        f"Could not send the ended email of job {job.pk} to user {starter.pk} ({refused}); "
+        "trying again in 60 s",
+        f"Gave up the ended email of job {job.pk} to user {starter.pk} after 3 tries: {refused}",
+    ]
+    assert "smtp-secret-1b7e" not in caplog.text
 
 
 def test_a_broker_that_cannot_be_reached_costs_the_email_not_the_import(
