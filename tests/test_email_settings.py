@@ -137,3 +137,13 @@ def test_a_mail_setting_that_cannot_work_stops_start_up_naming_it(local_mode_env
     assert named in result.stderr
     assert "Traceback" not in result.stderr
     assert PASSWORD not in result.stderr
+
+
+def test_error_reports_mask_the_mail_password():
+    from portal.error_reports import SafeUrlsExceptionReporterFilter
+
+    reports = SafeUrlsExceptionReporterFilter()
+
+    url = reports.cleanse_setting("EMAIL_URL", f"smtp+tls://u:{PASSWORD}@mail.example.com")
+    assert url == "smtp+tls://u:********************@mail.example.com"
+    assert reports.cleanse_setting("EMAIL_HOST_PASSWORD", PASSWORD) != PASSWORD
