@@ -15,7 +15,7 @@ from enum import StrEnum
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -40,6 +40,20 @@ class Kind(StrEnum):
     APPROVAL = "approval"
 
 
+# notify_if_ended's claim: the job has ended (as _has_ended) and nobody was told yet. In SQL:
+# built by the ORM it added 1.5 ms of CPU to a worker's 2.5 ms per number; written out, 0.1 ms
+# (bench/job_end_check.py). Every condition is in its own WHERE, so PostgreSQL re-checks them
+# all on a row another worker has just claimed.
+END_CLAIM_SQL = """
+    UPDATE phone_numbers_importjob SET ended_notified_at = %s
+    WHERE id = %s AND ended_notified_at IS NULL AND paused_at IS NULL
+        AND NOT EXISTS (
+            SELECT 1 FROM phone_numbers_numberimport AS number
+            WHERE number.job_id = phone_numbers_importjob.id AND number.status IN (%s, %s)
+        )
+"""
+
+
 def _has_ended() -> Q:
     """Jobs with no number left to send that are not paused (a paused job waits for a resume,
     and its pause was mailed already)."""
@@ -57,11 +71,10 @@ def notify_if_ended(job_id: int) -> bool:
     """
     # One statement and no transaction of its own: a worker runs it for every number it
     # finishes (the emails are queued after the commit of whatever transaction calls it).
-    claimed = (
-        ImportJob.objects.filter(pk=job_id, ended_notified_at__isnull=True)
-        .filter(_has_ended())
-        .update(ended_notified_at=timezone.now())
-    )
+    at = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(END_CLAIM_SQL, [at(timezone.now()), job_id, *UNFINISHED_STATUSES])
+        claimed = cursor.rowcount
     if claimed:
         job = ImportJob.objects.get(pk=job_id)
         _queue(Kind.ENDED, job_id, _wanting(_starter(job)))
