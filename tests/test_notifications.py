@@ -355,6 +355,20 @@ def test_an_admin_who_turned_job_emails_off_gets_no_approval_request(
 # --------------------------------------------------------------------------------------------
 
 
+def test_the_email_task_is_given_ids_only(job_of, starter, monkeypatch, committed):
+    queued = []
+    monkeypatch.setattr(
+        tasks.send_job_email, "apply_async", lambda args, **kwargs: queued.append((args, kwargs))
+    )
+    job = job_of(1)
+    finish(job, IMPORTED)
+
+    committed(notifications.notify_if_ended, job.pk)
+
+    # No address, text or token waits in the broker: the message is built when it is sent.
+    assert queued == [(("ended", job.pk, starter.pk), {})]
+
+
 def test_an_email_whose_job_or_person_is_gone_is_dropped(job_of, starter):
     job = job_of(1)
 
