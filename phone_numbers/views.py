@@ -24,6 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from phone_numbers import audit, exports, health, importing, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
+    EmailPreferenceForm,
     ImportForm,
     NumberSearchForm,
     ProjectForm,
@@ -34,6 +35,7 @@ from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
     AuditAction,
     AuditEntry,
+    EmailPreference,
     FailureCategory,
     ImportJob,
     ImportStatus,
@@ -803,3 +805,25 @@ def login_locked_out(
         "next": request.POST.get("next", ""),
     }
     return render(request, "registration/login.html", context, status=429)
+
+
+@require_http_methods(["GET", "POST"])
+def email_preferences(request: HttpRequest) -> HttpResponse:
+    """Each person's own choice of job emails: every role has one, so no permission but a login."""
+    preference = EmailPreference.objects.filter(user=request.user).first() or EmailPreference(
+        user=request.user
+    )
+    # Not `request.POST or None`: an unticked box posts nothing, and that is a choice too.
+    form = EmailPreferenceForm(
+        request.POST if request.method == "POST" else None, instance=preference
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(
+            request,
+            "You will get emails about import jobs."
+            if form.instance.wants_job_emails
+            else "You will get no more emails about import jobs.",
+        )
+        return redirect("phone_numbers:email_preferences")
+    return render(request, "phone_numbers/email_preferences_form.html", {"form": form})

@@ -203,6 +203,7 @@ def test_every_admin_page_and_htmx_state_is_accessible(page, live_server, log_in
         ("audit log", "/audit/"),
         ("404 page", "/jobs/999999/"),
         ("password change", "/password/"),
+        ("email preferences", "/account/email/"),
     ]
     for name, path in pages:
         visit(page, live_server.url + path)
@@ -276,6 +277,7 @@ def test_every_support_page_is_accessible(page, live_server, log_in, portal_data
         ("403 page (audit log)", "/audit/"),
         ("403 page (project form)", "/projects/new/"),
         ("new import", "/imports/new/"),
+        ("email preferences", "/account/email/"),
     ]
     for name, path in pages:
         visit(page, live_server.url + path)
