@@ -253,7 +253,7 @@ def pages() -> list[tuple[str, str, dict]]:
 
 @contextmanager
 def old_job_indexes() -> Iterator[None]:
-    """The number imports' indexes as they were before migrations 0013 and 0016 (the job's
+    """The number imports' indexes as they were before migrations 0013 and 0017 (the job's
     own, and job and status) and the job's counts as they were, in a transaction rolled back
     after."""
     with transaction.atomic():

@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("phone_numbers", "0015_job_approval"),
+        ("phone_numbers", "0016_job_emails"),
     ]
 
     operations = [
