@@ -513,7 +513,6 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status_filter": status_filter,
         "statuses": ImportStatus.choices,
         "page": page,
-        "retry_form": RetryNumberForm(),
         "has_retryable": job.numbers.filter(
             status=ImportStatus.FAILED, failure_category__in=RETRYABLE_CATEGORIES
         ).exists(),
@@ -660,10 +659,24 @@ def _check_may_approve(request: HttpRequest, job: ImportJob) -> None:
         raise PermissionDenied("Only an admin who did not start a job may approve or reject it.")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @permission_required("phone_numbers.change_numberimport", raise_exception=True)
+@vary_on_headers("HX-Request")
 def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    number_import = get_object_or_404(NumberImport.objects.select_related("job"), pk=pk)
+    number_import = get_object_or_404(
+        NumberImport.objects.select_related("job", "job__project"), pk=pk
+    )
+    if request.method == "GET":
+        # The job page links each failed row here and swaps this form in only when it is
+        # opened: a hundred forms rendered on every poll were most of the page's time.
+        context = {
+            "number": number_import,
+            "job": number_import.job,
+            "cannot_retry": _why_not_retryable(number_import),
+        }
+        if request.htmx:
+            return render(request, "phone_numbers/partials/number_retry.html", context)
+        return render(request, "phone_numbers/number_retry.html", context)
     if number_import.failure_category == FailureCategory.DUPLICATE:
         messages.error(
             request,
@@ -692,6 +705,17 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
             "already being imported by another job.",
         )
     return redirect(number_import.job)
+
+
+def _why_not_retryable(number_import: NumberImport) -> str:
+    """Why this number cannot be edited and retried, in words; empty if it can."""
+    if number_import.failure_category == FailureCategory.DUPLICATE:
+        return "It is already in the project, so a retry cannot import it again."
+    if number_import.status != ImportStatus.FAILED:
+        return f"It is {number_import.get_status_display().lower()}, not failed: nothing to retry."
+    if number_import.job.cancelled_at:
+        return "Its job was cancelled, so nothing of it is sent again."
+    return ""
 
 
 @require_GET

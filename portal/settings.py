@@ -157,6 +157,8 @@ MIDDLEWARE = [
     "portal.middleware.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Below SessionMiddleware: it renews the session, which SessionMiddleware then saves.
+    "portal.middleware.SessionRenewalMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -283,9 +285,11 @@ AXES_LOCKOUT_CALLABLE = "phone_numbers.views.login_locked_out"
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES", [])
 AXES_CLIENT_IP_CALLABLE = "phone_numbers.audit.client_ip"
 
-# Sessions end after this much idle time; every request renews them.
+# Sessions end after this much idle time. A request renews its session when that was last
+# done this long ago (portal.middleware.SessionRenewalMiddleware), not on every request: a
+# minute, or a tenth of the idle time if that is shorter.
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_MINUTES", 8 * 60) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_RENEW_SECONDS = min(60, SESSION_COOKIE_AGE // 10)
 # htmx reads the CSRF token from the page, so no script needs the cookie.
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
