@@ -16,6 +16,7 @@ from phone_numbers.importing import refusal_for
 from phone_numbers.models import (
     AuditAction,
     AuditEntry,
+    EmailPreference,
     ImportJob,
     ImportStatus,
     NumberImport,
@@ -320,6 +321,12 @@ class ImportForm(forms.Form):
         return cleaned
 
 
+class EmailPreferenceForm(forms.ModelForm):
+    class Meta:
+        model = EmailPreference
+        fields = ["wants_job_emails"]
+
+
 class RetryNumberForm(forms.Form):
     """Correct a failed number's type or capabilities before retrying it."""
 
@@ -333,6 +340,20 @@ class RetryNumberForm(forms.Form):
     def clean_capabilities(self) -> list[str]:
         chosen = self.cleaned_data["capabilities"]
         return [name for name in CAPABILITIES if name in chosen]
+
+
+class RejectJobForm(forms.Form):
+    """The reason an admin gives for rejecting a job that awaits approval."""
+
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={
+            "required": "Give the reason for rejecting the job: its starter reads it on the "
+            "job page.",
+            "max_length": "Keep the reason to %(limit_value)d characters (it has %(show_value)d).",
+        },
+    )
 
 
 class NumberSearchForm(forms.Form):

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
+from phone_numbers import notifications
 from phone_numbers.crypto import DecryptionFailed
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
@@ -305,7 +306,9 @@ def start_job(
     capabilities: list[str],
     lines: list[InputLine],
 ) -> ImportJob:
-    """Create the job and its number imports in one transaction; queue them after commit.
+    """Create the job and its number imports in one transaction; queue them after commit,
+    unless the job is larger than PORTAL_APPROVAL_THRESHOLD: then it waits for an approval
+    and nothing is queued.
 
     Confirming the same list twice (a double click, a resubmitted form) returns the first job.
     """
@@ -336,6 +339,7 @@ def start_job(
             number_type=number_type,
             capabilities=capabilities,
             input_digest=digest,
+            needs_approval=needs_approval(len(importable)),
         )
         NumberImport.objects.bulk_create(
             [
@@ -354,8 +358,17 @@ def start_job(
             ],
             batch_size=1000,
         )
-        transaction.on_commit(lambda: queue_pending(job))
+        if job.needs_approval:
+            notifications.notify_approval_requested(job.pk)
+        else:
+            transaction.on_commit(lambda: queue_pending(job))
     return job
+
+
+def needs_approval(count: int) -> bool:
+    """Whether a job of `count` numbers must wait for a second person's approval."""
+    threshold = settings.PORTAL_APPROVAL_THRESHOLD
+    return bool(threshold) and count > threshold
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,6 +393,8 @@ def queue_pending(job: ImportJob) -> int:
             # Bandit B608 (here and below) is a false alarm: only fixed SQL and %s
             # placeholders are joined in; every value is a query parameter.
             "SELECT 1 FROM phone_numbers_importjob WHERE id = %s AND paused_at IS NULL"  # nosec B608
+            # A job waiting for its approval (or refused it) sends nothing.
+            " AND NOT (needs_approval AND approved_at IS NULL)"
             + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
             [job.pk],
         )
@@ -614,14 +629,19 @@ def _fail_on_credentials(
     pause_reason: str = "SignalWire refused the project's API token.",
 ) -> None:
     number_import.mark_failed(FailureCategory.AUTH, message, code, http_status)
-    _pause_for(number_import, pause_reason)
+    if _pause_for(number_import, pause_reason):
+        # Only the attempt that paused the job mails: the others (refused too, in flight at
+        # the same time) find it paused already.
+        notifications.notify_paused_on_credentials(number_import.job_id)
 
 
-def _pause_for(number_import: NumberImport, reason: str) -> None:
-    number_import.job.pause(reason)
+def _pause_for(number_import: NumberImport, reason: str) -> bool:
+    """Pause the number's job; True if this call paused it."""
+    paused = number_import.job.pause(reason)
     logger.warning(
         "Paused job %s of project %s: %s", number_import.job_id, number_import.project_id, reason
     )
+    return paused
 
 
 def _retry_or_fail(
@@ -711,7 +731,7 @@ def _refuse_to_send(job: ImportJob, *, to_retry: bool) -> None:
 def retry_failed(job: ImportJob) -> int:
     """Put the job's failed numbers that a plain retry can mend back in the queue."""
     _refuse_to_send(job, to_retry=True)
-    restarted = _restart(job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
+    restarted = _restart(job, job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
     queue_pending(job)
     return restarted
 
@@ -722,7 +742,7 @@ def retry_number(number_import: NumberImport, number_type: str, capabilities: li
     NumberImport.objects.filter(pk=number_import.pk, status=ImportStatus.FAILED).update(
         number_type=number_type, capabilities=capabilities
     )
-    restarted = _restart(NumberImport.objects.filter(pk=number_import.pk))
+    restarted = _restart(number_import.job, NumberImport.objects.filter(pk=number_import.pk))
     queue_pending(number_import.job)
     return bool(restarted)
 
@@ -740,6 +760,16 @@ def cancel_pending(job: ImportJob) -> int:
     return cancelled
 
 
+def approve(job: ImportJob, by) -> bool:
+    """Approve a job awaiting approval and queue its numbers, as a confirm does; False if it
+    no longer awaits approval. Refused, saying why, when its project cannot be sent to."""
+    _refuse_to_send(job, to_retry=False)
+    if not job.approve(by):
+        return False
+    queue_pending(job)
+    return True
+
+
 def resume(job: ImportJob) -> None:
     """Resume a paused job: numbers stopped by a refused token or a configuration error, and
     those whose tasks came while it was paused (they ended without sending), go back in the
@@ -750,18 +780,27 @@ def resume(job: ImportJob) -> None:
         job.numbers.filter(status=ImportStatus.PENDING).update(queued_at=None)
     job.refresh_from_db()
     _restart(
+        job,
         job.numbers.filter(
             failure_category__in=[FailureCategory.AUTH, FailureCategory.CONFIGURATION]
-        )
+        ),
     )
     queue_pending(job)
 
 
-def _restart(failed: QuerySet) -> int:
-    """Failed numbers → pending, with a fresh round of attempts; the last error stays visible.
+def _restart(job: ImportJob, failed: QuerySet) -> int:
+    """Failed numbers of the job → pending, with a fresh round of attempts; the last error
+    stays visible. The job's next end is mailed, even if its last one was.
 
     A number that meanwhile went live again in its project (another job) stays failed.
     """
+    restarted = _restart_numbers(failed)
+    if restarted:
+        notifications.forget_end(job.pk)
+    return restarted
+
+
+def _restart_numbers(failed: QuerySet) -> int:
     failed = failed.filter(status=ImportStatus.FAILED)
     fields = {
         "status": ImportStatus.PENDING,
@@ -833,11 +872,15 @@ def recover_stuck_imports() -> int:
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=lost_since))
         .update(queued_at=None, updated_at=now)
     )
-    waiting_jobs = ImportJob.objects.filter(
-        paused_at__isnull=True,
-        numbers__status=ImportStatus.PENDING,
-        numbers__queued_at__isnull=True,
-    ).distinct()
+    waiting_jobs = (
+        ImportJob.objects.filter(
+            paused_at__isnull=True,
+            numbers__status=ImportStatus.PENDING,
+            numbers__queued_at__isnull=True,
+        )
+        .exclude(needs_approval=True, approved_at__isnull=True)
+        .distinct()
+    )
     for job in waiting_jobs:
         queue_pending(job)
     if recovered:

@@ -333,6 +333,7 @@ RETRYABLE_CATEGORIES = [
 
 
 class JobStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"
@@ -371,10 +372,38 @@ class ImportJob(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Four eyes (issue 18): a job of more than PORTAL_APPROVAL_THRESHOLD numbers sends nothing
+    # until an admin other than its starter approves it. The times are the state; who did it
+    # may be deleted later.
+    needs_approval = models.BooleanField(default=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejection_reason = models.CharField(max_length=500, blank=True)
+
+    # When the starter was told the job ended (phone_numbers.notifications): set once per end,
+    # by a conditional UPDATE, and cleared when a retry makes the job run again.
+    ended_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        permissions = [("pause_importjob", "Can pause and resume import jobs")]
+        permissions = [
+            ("pause_importjob", "Can pause and resume import jobs"),
+            ("approve_importjob", "Can approve and reject large import jobs of others"),
+        ]
+        indexes = [
+            # Beat's look for ended jobs nobody was told of reads only the jobs not yet told.
+            models.Index(
+                fields=["id"],
+                condition=Q(ended_notified_at__isnull=True),
+                name="importjob_end_not_notified",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Job {self.pk} for {self.project.name}"
@@ -416,6 +445,8 @@ class ImportJob(models.Model):
     def status_for(self, counts: dict[str, int]) -> JobStatus:
         unfinished = counts["pending"] + counts["submitting"]
         if unfinished:
+            if self.is_awaiting_approval:
+                return JobStatus.AWAITING_APPROVAL
             if self.paused_at:
                 return JobStatus.PAUSED
             has_started = counts["total"] > counts["pending"] or counts.get("retrying", 0)
@@ -442,13 +473,77 @@ class ImportJob(models.Model):
     def is_paused(self) -> bool:
         return self.paused_at is not None
 
-    def pause(self, reason: str) -> None:
-        """Stop sending this job's numbers until it is resumed; the first reason is kept."""
-        ImportJob.objects.filter(pk=self.pk, paused_at__isnull=True).update(
+    @property
+    def is_awaiting_approval(self) -> bool:
+        return (
+            self.needs_approval
+            and self.approved_at is None
+            and self.rejected_at is None
+            and self.cancelled_at is None
+        )
+
+    def may_be_approved_by(self, user) -> bool:
+        """Whether `user` may approve or reject this job: an admin who did not start it."""
+        return user.has_perm("phone_numbers.approve_importjob") and user.pk != self.created_by_id
+
+    def approve(self, by) -> bool:
+        """awaiting approval → approved; False if it no longer awaits approval (approved,
+        rejected or cancelled meanwhile) or `by` started it.
+
+        One conditional UPDATE: of approvals and rejections racing for one job, exactly one
+        wins. The starter is refused here too, not only by the view.
+        """
+        approved = (
+            ImportJob.objects.filter(AWAITING_APPROVAL, pk=self.pk)
+            .exclude(created_by=by)
+            .update(approved_at=timezone.now(), approved_by=by)
+        )
+        self.refresh_from_db(fields=["approved_at", "approved_by"])
+        return bool(approved)
+
+    def reject(self, by, reason: str) -> bool:
+        """awaiting approval → rejected and cancelled, with the reason; its numbers, none ever
+        sent, are cancelled. False as for `approve`."""
+        now = timezone.now()
+        with transaction.atomic():
+            rejected = (
+                ImportJob.objects.filter(AWAITING_APPROVAL, pk=self.pk)
+                .exclude(created_by=by)
+                .update(
+                    rejected_at=now,
+                    rejected_by=by,
+                    rejection_reason=reason[:500],
+                    cancelled_at=now,
+                )
+            )
+            if rejected:
+                self.numbers.filter(status=ImportStatus.PENDING).update(
+                    status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=now
+                )
+        self.refresh_from_db(
+            fields=["rejected_at", "rejected_by", "rejection_reason", "cancelled_at"]
+        )
+        return bool(rejected)
+
+    def pause(self, reason: str) -> bool:
+        """Stop sending this job's numbers until it is resumed; the first reason is kept.
+
+        True only for the call that paused it: of many failing at once, exactly one.
+        """
+        paused = ImportJob.objects.filter(pk=self.pk, paused_at__isnull=True).update(
             paused_at=timezone.now(), pause_reason=reason[:200]
         )
         self.refresh_from_db(fields=["paused_at", "pause_reason"])
+        return bool(paused)
 
+
+# A job that waits for its approval: ImportJob.is_awaiting_approval, as a filter.
+AWAITING_APPROVAL = Q(
+    needs_approval=True,
+    approved_at__isnull=True,
+    rejected_at__isnull=True,
+    cancelled_at__isnull=True,
+)
 
 # NumberImport.claim: pending → submitting, on the conditions its docstring gives.
 CLAIM_SQL = """
@@ -459,7 +554,8 @@ CLAIM_SQL = """
         AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
         AND NOT EXISTS (
             SELECT 1 FROM phone_numbers_importjob AS job
-            WHERE job.id = phone_numbers_numberimport.job_id AND job.paused_at IS NOT NULL
+            WHERE job.id = phone_numbers_numberimport.job_id
+                AND (job.paused_at IS NOT NULL OR (job.needs_approval AND job.approved_at IS NULL))
         )
         AND NOT EXISTS (
             SELECT 1 FROM phone_numbers_project AS project
@@ -515,6 +611,9 @@ class NumberImport(models.Model):
     friendly_name = models.CharField(max_length=100, blank=True)
     response = models.JSONField(null=True, blank=True)
     imported_at = models.DateTimeField(null=True, blank=True)
+    # Drift: set by the first completed inventory sync that no longer lists this imported
+    # number in its project's Space (released, moved), cleared by one that lists it again.
+    missing_from_space_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -536,8 +635,14 @@ class NumberImport(models.Model):
             # 50,000) or walked the whole table's ids down to the project's newest.
             models.Index(fields=["project", "id"], name="numberimport_project_rows"),
             # A job's counts (ImportJob.counts_of) read this index alone, never the table:
-            # attempts tells the ones retrying (118 ms of table reads at 50,000 numbers).
-            models.Index(fields=["job", "status", "attempts"], name="numberimport_job_counts"),
+            # attempts tells the ones retrying (118 ms of table reads at 50,000 numbers). The
+            # job page's rows of one status come from it in their order too: without the id,
+            # its fifth page of failed rows read all 3,529 of them from the table (297 ms).
+            models.Index(
+                fields=["job", "status", "id"],
+                include=["attempts"],
+                name="numberimport_job_status_rows",
+            ),
             models.Index(fields=["status", "next_attempt_at"], name="numberimport_status_due"),
             # queue_pending's two questions, how many of the job's numbers are in flight and
             # which are next, read only the rows they ask about: otherwise the first walks all
@@ -564,8 +669,9 @@ class NumberImport(models.Model):
         return FAILURE_ADVICE.get(self.failure_category, "")
 
     def claim(self) -> bool:
-        """pending → submitting, when due, its job is not paused and its project is active;
-        in a cancelled job only to be looked up. False if not this time.
+        """pending → submitting, when due, its job is not paused nor waiting for (or refused)
+        its approval, and its project is active; in a cancelled job only to be looked up.
+        False if not this time.
 
         One conditional UPDATE of this table alone: of tasks racing for one row (a redelivered
         message, a duplicate), exactly one wins. Every condition is in its own WHERE (the job's
@@ -679,11 +785,13 @@ class NumberImport(models.Model):
     def cancel_unsent(self) -> bool:
         """pending → cancelled, for a number of a cancelled job that surely never reached
         SignalWire (no earlier request may have)."""
-        return bool(
-            NumberImport.objects.filter(
-                pk=self.pk, status=ImportStatus.PENDING, needs_lookup=False
-            ).update(status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now())
-        )
+        cancelled = NumberImport.objects.filter(
+            pk=self.pk, status=ImportStatus.PENDING, needs_lookup=False
+        ).update(status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now())
+        if cancelled:
+            # The task asks whether the number finished, to tell of its job's end.
+            self.status = ImportStatus.CANCELLED
+        return bool(cancelled)
 
     def release(self) -> None:
         """Mark the row's task as gone without claiming it (its job is paused or its project
@@ -767,6 +875,26 @@ class NumberImport(models.Model):
         return self.status not in UNFINISHED_STATUSES
 
 
+class EmailPreference(models.Model):
+    """What emails a person wants; a person with no row gets them all."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="email_preference",
+    )
+    wants_job_emails = models.BooleanField(
+        "Email me about import jobs",
+        default=True,
+        help_text="When a job I started ends, when a job pauses because SignalWire refused a "
+        "project's token, and (admins) when a job waits for approval.",
+    )
+
+    def __str__(self) -> str:
+        return f"Email preferences of {self.user}"
+
+
 class NumberSearchRow(models.Model):
     """A narrow copy of each number import's number, status and project, for digit searches.
 
@@ -807,6 +935,89 @@ class ImportAttempt(models.Model):
         return f"{self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+class InventorySync(models.Model):
+    """One reading of a project's whole Space inventory from SignalWire's list of numbers.
+
+    The inventory (SpaceNumber) changes only when a sync completes, so a sync that dies
+    part-way leaves the previous inventory as the current truth and itself `failed` or
+    still `running` past its time.
+    """
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Started by an admin"
+        AFTER_JOB = "after_job", "After a job ended"
+        NIGHTLY = "nightly", "Nightly"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="inventory_syncs")
+    trigger = models.CharField(max_length=10, choices=Trigger)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status, default=Status.RUNNING)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    pages_read = models.PositiveIntegerField(default=0)
+    numbers_listed = models.PositiveIntegerField(default=0)
+    # What the completed sync changed in the inventory.
+    added = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        indexes = [
+            models.Index(fields=["project", "-started_at"], name="inventorysync_project_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Sync of {self.project_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class SpaceNumber(models.Model):
+    """A number in a project's Space, as the last completed inventory sync listed it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="space_numbers")
+    sid = models.CharField(max_length=64)
+    number = models.CharField(max_length=32, help_text="E.164")
+    friendly_name = models.CharField(max_length=100, blank=True)
+    # SignalWire's record has no type; only toll-free numbers carry `verification_status`.
+    number_type = models.CharField(max_length=10, choices=NumberType, blank=True)
+    capabilities = models.JSONField(default=list)
+    origin = models.CharField(max_length=20, blank=True)
+    date_created = models.DateTimeField(null=True, blank=True)
+    date_updated = models.DateTimeField(null=True, blank=True)
+    # The portal's import that put this number in the Space; null: it came another way.
+    number_import = models.ForeignKey(
+        NumberImport,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="space_numbers",
+    )
+    # Set by the sync: SignalWire's capabilities or type differ from what the import recorded.
+    differs_from_import = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sid"], name="spacenumber_project_sid")
+        ]
+        indexes = [
+            models.Index(fields=["project", "number"], name="spacenumber_project_number"),
+            models.Index(fields=["number"], name="spacenumber_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} in {self.project_id}"
+
+
 class RateLimitBucket(models.Model):
     """The request schedule of one Space, shared by every worker (see rate_limit.py)."""
 
@@ -835,6 +1046,9 @@ class AuditAction(models.TextChoices):
     JOB_PAUSED = "job_paused", "Job paused"
     JOB_RESUMED = "job_resumed", "Job resumed"
     JOB_CANCELLED = "job_cancelled", "Job cancelled"
+    JOB_APPROVAL_REQUESTED = "job_approval_requested", "Approval requested (large job)"
+    JOB_APPROVED = "job_approved", "Job approved"
+    JOB_REJECTED = "job_rejected", "Job rejected"
     JOB_RETRIED = "job_retried", "Failed numbers retried"
     NUMBER_RETRIED = "number_retried", "Number edited and retried"
     JOB_EXPORTED = "job_exported", "Job exported (CSV)"

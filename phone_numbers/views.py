@@ -24,15 +24,18 @@ from django_htmx.http import HttpResponseClientRedirect
 from phone_numbers import audit, exports, health, importing, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
+    EmailPreferenceForm,
     ImportForm,
     NumberSearchForm,
     ProjectForm,
+    RejectJobForm,
     RetryNumberForm,
 )
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
     AuditAction,
     AuditEntry,
+    EmailPreference,
     FailureCategory,
     ImportJob,
     ImportStatus,
@@ -50,6 +53,10 @@ JOB_ROWS_PAGE_SIZE = 100
 NOTHING_TO_RETRY = (
     "Nothing was retried: no failed number of this job can be mended by a retry. A number "
     "already in the project needs nothing; a rejected one needs “Edit and retry”."
+)
+NO_LONGER_AWAITING_APPROVAL = (
+    "Nothing was done: the job is no longer waiting for approval (it was approved, rejected "
+    "or cancelled meanwhile)."
 )
 JOBS_PAGE_SIZE = 50
 PROJECT_JOBS_PAGE_SIZE = 20
@@ -504,10 +511,11 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status_filter": status_filter,
         "statuses": ImportStatus.choices,
         "page": page,
-        "retry_form": RetryNumberForm(),
         "has_retryable": job.numbers.filter(
             status=ImportStatus.FAILED, failure_category__in=RETRYABLE_CATEGORIES
         ).exists(),
+        "may_approve": job.is_awaiting_approval and job.may_be_approved_by(request.user),
+        "reject_form": RejectJobForm(auto_id=f"job-{job.pk}-reject-%s"),
     }
     if request.htmx:
         return render(request, "phone_numbers/partials/job_live.html", context)
@@ -608,9 +616,65 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@permission_required("phone_numbers.approve_importjob", raise_exception=True)
+def job_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.select_related("project"), pk=pk)
+    _check_may_approve(request, job)
+    try:
+        approved = importing.approve(job, request.user)
+    except importing.ImportRefused as exc:
+        messages.error(request, f"The job was not approved: {exc}")
+        return redirect(job)
+    if approved:
+        audit.record(request, AuditAction.JOB_APPROVED, job=job)
+        messages.success(request, "Approved: the job's numbers are being imported.")
+    else:
+        messages.error(request, NO_LONGER_AWAITING_APPROVAL)
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.approve_importjob", raise_exception=True)
+def job_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.select_related("project"), pk=pk)
+    _check_may_approve(request, job)
+    form = RejectJobForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return redirect(job)
+    reason = form.cleaned_data["reason"]
+    if job.reject(request.user, reason):
+        audit.record(request, AuditAction.JOB_REJECTED, job=job, changes={"reason": reason})
+        messages.success(request, "Rejected: the job is cancelled and nothing was sent.")
+    else:
+        messages.error(request, NO_LONGER_AWAITING_APPROVAL)
+    return redirect(job)
+
+
+def _check_may_approve(request: HttpRequest, job: ImportJob) -> None:
+    # Four eyes: the permission alone would let an admin approve their own job.
+    if not job.may_be_approved_by(request.user):
+        raise PermissionDenied("Only an admin who did not start a job may approve or reject it.")
+
+
+@require_http_methods(["GET", "POST"])
 @permission_required("phone_numbers.change_numberimport", raise_exception=True)
+@vary_on_headers("HX-Request")
 def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    number_import = get_object_or_404(NumberImport.objects.select_related("job"), pk=pk)
+    number_import = get_object_or_404(
+        NumberImport.objects.select_related("job", "job__project"), pk=pk
+    )
+    if request.method == "GET":
+        # The job page links each failed row here and swaps this form in only when it is
+        # opened: a hundred forms rendered on every poll were most of the page's time.
+        context = {
+            "number": number_import,
+            "job": number_import.job,
+            "cannot_retry": _why_not_retryable(number_import),
+        }
+        if request.htmx:
+            return render(request, "phone_numbers/partials/number_retry.html", context)
+        return render(request, "phone_numbers/number_retry.html", context)
     if number_import.failure_category == FailureCategory.DUPLICATE:
         messages.error(
             request,
@@ -639,6 +703,17 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
             "already being imported by another job.",
         )
     return redirect(number_import.job)
+
+
+def _why_not_retryable(number_import: NumberImport) -> str:
+    """Why this number cannot be edited and retried, in words; empty if it can."""
+    if number_import.failure_category == FailureCategory.DUPLICATE:
+        return "It is already in the project, so a retry cannot import it again."
+    if number_import.status != ImportStatus.FAILED:
+        return f"It is {number_import.get_status_display().lower()}, not failed: nothing to retry."
+    if number_import.job.cancelled_at:
+        return "Its job was cancelled, so nothing of it is sent again."
+    return ""
 
 
 @require_GET
@@ -741,3 +816,25 @@ def login_locked_out(
         "next": request.POST.get("next", ""),
     }
     return render(request, "registration/login.html", context, status=429)
+
+
+@require_http_methods(["GET", "POST"])
+def email_preferences(request: HttpRequest) -> HttpResponse:
+    """Each person's own choice of job emails: every role has one, so no permission but a login."""
+    preference = EmailPreference.objects.filter(user=request.user).first() or EmailPreference(
+        user=request.user
+    )
+    # Not `request.POST or None`: an unticked box posts nothing, and that is a choice too.
+    form = EmailPreferenceForm(
+        request.POST if request.method == "POST" else None, instance=preference
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(
+            request,
+            "You will get emails about import jobs."
+            if form.instance.wants_job_emails
+            else "You will get no more emails about import jobs.",
+        )
+        return redirect("phone_numbers:email_preferences")
+    return render(request, "phone_numbers/email_preferences_form.html", {"form": form})

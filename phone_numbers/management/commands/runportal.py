@@ -18,7 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 from phone_numbers.models import Project
 from phone_numbers.roles import ADMINS
 from phone_numbers.signalwire import API_PATH
-from phone_numbers.simulator import (
+from phone_numbers.tasks import check_project_connection
+from signalwire_simulator import (
     CONTROL_PREFIX,
     DEMO_PROJECT_ID,
     DEMO_SPACE_HOST,
@@ -28,7 +29,6 @@ from phone_numbers.simulator import (
     SECOND_DEMO_TOKEN,
     SimProject,
 )
-from phone_numbers.tasks import check_project_connection
 
 ADMIN_USERNAME = "admin"
 STARTUP_SECONDS = 60
@@ -46,7 +46,10 @@ def create_first_admin() -> tuple[bool, str | None]:
         return False, None
     password = os.environ.get("PORTAL_ADMIN_PASSWORD")
     generated = None if password else secrets.token_urlsafe(12)
-    admin = users.objects.create_superuser(ADMIN_USERNAME, password=password or generated)
+    # An address, so that the job emails of a local portal show in var/mail/.
+    admin = users.objects.create_superuser(
+        ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@localhost", password=password or generated
+    )
     admin.groups.add(Group.objects.get(name=ADMINS))
     return True, generated
 
@@ -81,7 +84,7 @@ def simulator_command(port: int, extra_projects: list[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "phone_numbers.simulator",
+        "signalwire_simulator",
         "--port",
         str(port),
         "--demo",
@@ -199,6 +202,8 @@ class Command(BaseCommand):
             **os.environ,
             "SIGNALWIRE_BASE_URL": f"http://127.0.0.1:{simulator_port}{API_PATH}",
             "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+            # The links in emails (var/mail/ unless a mail server is configured).
+            "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL") or f"http://{address}",
         }
         # A SIGTERM (from a supervisor or a test) stops the portal like Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))

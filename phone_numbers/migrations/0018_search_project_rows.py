@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("phone_numbers", "0013_job_page_indexes"),
+        ("phone_numbers", "0017_job_status_rows_index"),
     ]
 
     operations = [
