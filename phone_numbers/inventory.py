@@ -36,7 +36,9 @@ from phone_numbers.models import (
     Credential,
     ImportJob,
     InventorySync,
+    NumberImport,
     Project,
+    SpaceNumber,
     StagedSpaceNumber,
 )
 from phone_numbers.rate_limit import LATEST_DEPARTURE, book_send_slot, hold_back_space
@@ -128,6 +130,24 @@ def _queue(sync_pk: int) -> None:
     from phone_numbers.tasks import sync_inventory  # the tasks module imports this one
 
     sync_inventory.delay_on_commit(sync_pk)
+
+
+def last_sync_and_drift(project: Project) -> dict:
+    """The project page's inventory panel: its last sync, and the drift counts once a sync
+    has completed (before, every import would look missing)."""
+    last_sync = project.inventory_syncs.select_related("started_by").first()
+    if not project.inventory_syncs.filter(status=InventorySync.Status.COMPLETED).exists():
+        return {"last_sync": last_sync, "drift": None}
+    in_space = SpaceNumber.objects.filter(project=project)
+    drift = {
+        "in_space": in_space.count(),
+        "not_imported": in_space.filter(number_import__isnull=True).count(),
+        "differs": in_space.filter(differs_from_import=True).count(),
+        "missing": NumberImport.objects.filter(
+            project=project, missing_from_space_since__isnull=False
+        ).count(),
+    }
+    return {"last_sync": last_sync, "drift": drift}
 
 
 # --------------------------------------------------------------------------------------------

@@ -982,6 +982,17 @@ class InventorySync(models.Model):
         )
 
     @property
+    def status_label(self) -> str:
+        """The status in words; a running sync that stopped reading is shown as interrupted
+        before recovery marks it failed."""
+        return "Interrupted" if self.is_stale else self.get_status_display()
+
+    @property
+    def duration_seconds(self) -> float | None:
+        duration = self.duration
+        return None if duration is None else duration.total_seconds()
+
+    @property
     def duration(self) -> timedelta | None:
         """How long the reading and the swap took (not the wait in the queue before them)."""
         if self.finished_at is None:
