@@ -122,6 +122,7 @@ def end_stale_syncs(project: Project | None = None) -> int:
     """Report failed every running sync whose worker stopped reading; return how many."""
     ended = InventorySync.end_stale(project_id=project.pk if project else None)
     for sync in ended:
+        StagedSpaceNumber.objects.filter(sync=sync).delete()
         audit.record_inventory_sync(sync)
     return len(ended)
 
