@@ -16,7 +16,7 @@ run: $(INSTALLED)
 test: $(INSTALLED) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive portal phone_numbers
+	$(BIN)/bandit --quiet --configfile pyproject.toml --recursive portal phone_numbers signalwire_simulator
 	$(BIN)/python scripts/with_test_servers.py $(BIN)/pytest
 	PORTAL_TEST_DATABASE=sqlite $(BIN)/python scripts/with_test_servers.py \
 		$(BIN)/pytest -m both_databases

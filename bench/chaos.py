@@ -92,7 +92,7 @@ sys.path.insert(0, str(REPO_DIR))
 
 import portal_processes  # noqa: E402
 
-from phone_numbers.simulator import SimConfig, SimProject, Simulator  # noqa: E402
+from signalwire_simulator import SimConfig, SimProject, Simulator  # noqa: E402
 
 WORKERS = 2
 THREADS = 16

@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO_DIR))
 import portal_processes  # noqa: E402
 from import_throughput import numbers_text, sim_project  # noqa: E402
 
-from phone_numbers.simulator import SimConfig, Simulator  # noqa: E402
+from signalwire_simulator import SimConfig, Simulator  # noqa: E402
 
 WORKERS = 2
 THREADS = 8

@@ -186,7 +186,8 @@ def record_preview(
 
 
 def record_job_confirmed(request: HttpRequest, job: ImportJob) -> AuditEntry | None:
-    """The job's "Import confirmed", once: a double click confirms the same job twice.
+    """The job's "Import confirmed", once: a double click confirms the same job twice; and
+    for a job that must wait for its approval, "Approval requested" with its size.
 
     The job's row lock makes a second confirm wait until the first one's entry is committed,
     so it sees that entry and writes none.
@@ -195,7 +196,18 @@ def record_job_confirmed(request: HttpRequest, job: ImportJob) -> AuditEntry | N
         ImportJob.objects.select_for_update().get(pk=job.pk)
         if AuditEntry.objects.filter(job=job, action=AuditAction.JOB_CONFIRMED).exists():
             return None
-        return record(request, AuditAction.JOB_CONFIRMED, job=job)
+        confirmed = record(request, AuditAction.JOB_CONFIRMED, job=job)
+        if job.needs_approval:
+            record(
+                request,
+                AuditAction.JOB_APPROVAL_REQUESTED,
+                job=job,
+                changes={
+                    "numbers": job.numbers.count(),
+                    "threshold": settings.PORTAL_APPROVAL_THRESHOLD,
+                },
+            )
+        return confirmed
 
 
 def record_number_retry(
@@ -269,6 +281,8 @@ _JOB_ACTIONS = [
     AuditAction.JOB_PAUSED,
     AuditAction.JOB_RESUMED,
     AuditAction.JOB_CANCELLED,
+    AuditAction.JOB_APPROVED,
+    AuditAction.JOB_REJECTED,
 ]
 _RETRYABLE_FAILURES = {f"failed: {category.label}" for category in RETRYABLE_CATEGORIES}
 # What the portal writes for an attempt after which the number waits for another one.
@@ -282,7 +296,8 @@ def number_story(number_import: NumberImport) -> list[StoryEvent]:
 
     A job-wide action is told when it touched this number, as its attempts show: a retry of
     the job's failed numbers when the number's last attempt before it was a failure a retry
-    mends; a pause, resume or cancel while the number was still waiting to be imported.
+    mends; a pause, resume, cancel, approval or rejection while the number was still waiting
+    to be imported.
     """
     job = number_import.job
     attempts = list(number_import.attempt_log.order_by("finished_at", "pk"))

@@ -335,6 +335,20 @@ class RetryNumberForm(forms.Form):
         return [name for name in CAPABILITIES if name in chosen]
 
 
+class RejectJobForm(forms.Form):
+    """The reason an admin gives for rejecting a job that awaits approval."""
+
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={
+            "required": "Give the reason for rejecting the job: its starter reads it on the "
+            "job page.",
+            "max_length": "Keep the reason to %(limit_value)d characters (it has %(show_value)d).",
+        },
+    )
+
+
 class NumberSearchForm(forms.Form):
     """The numbers list's search box and filters; every field is optional.
 

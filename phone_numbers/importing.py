@@ -305,7 +305,9 @@ def start_job(
     capabilities: list[str],
     lines: list[InputLine],
 ) -> ImportJob:
-    """Create the job and its number imports in one transaction; queue them after commit.
+    """Create the job and its number imports in one transaction; queue them after commit,
+    unless the job is larger than PORTAL_APPROVAL_THRESHOLD: then it waits for an approval
+    and nothing is queued.
 
     Confirming the same list twice (a double click, a resubmitted form) returns the first job.
     """
@@ -336,6 +338,7 @@ def start_job(
             number_type=number_type,
             capabilities=capabilities,
             input_digest=digest,
+            needs_approval=needs_approval(len(importable)),
         )
         NumberImport.objects.bulk_create(
             [
@@ -354,8 +357,15 @@ def start_job(
             ],
             batch_size=1000,
         )
-        transaction.on_commit(lambda: queue_pending(job))
+        if not job.needs_approval:
+            transaction.on_commit(lambda: queue_pending(job))
     return job
+
+
+def needs_approval(count: int) -> bool:
+    """Whether a job of `count` numbers must wait for a second person's approval."""
+    threshold = settings.PORTAL_APPROVAL_THRESHOLD
+    return bool(threshold) and count > threshold
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,6 +390,8 @@ def queue_pending(job: ImportJob) -> int:
             # Bandit B608 (here and below) is a false alarm: only fixed SQL and %s
             # placeholders are joined in; every value is a query parameter.
             "SELECT 1 FROM phone_numbers_importjob WHERE id = %s AND paused_at IS NULL"  # nosec B608
+            # A job waiting for its approval (or refused it) sends nothing.
+            " AND NOT (needs_approval AND approved_at IS NULL)"
             + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
             [job.pk],
         )
@@ -740,6 +752,16 @@ def cancel_pending(job: ImportJob) -> int:
     return cancelled
 
 
+def approve(job: ImportJob, by) -> bool:
+    """Approve a job awaiting approval and queue its numbers, as a confirm does; False if it
+    no longer awaits approval. Refused, saying why, when its project cannot be sent to."""
+    _refuse_to_send(job, to_retry=False)
+    if not job.approve(by):
+        return False
+    queue_pending(job)
+    return True
+
+
 def resume(job: ImportJob) -> None:
     """Resume a paused job: numbers stopped by a refused token or a configuration error, and
     those whose tasks came while it was paused (they ended without sending), go back in the
@@ -833,11 +855,15 @@ def recover_stuck_imports() -> int:
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=lost_since))
         .update(queued_at=None, updated_at=now)
     )
-    waiting_jobs = ImportJob.objects.filter(
-        paused_at__isnull=True,
-        numbers__status=ImportStatus.PENDING,
-        numbers__queued_at__isnull=True,
-    ).distinct()
+    waiting_jobs = (
+        ImportJob.objects.filter(
+            paused_at__isnull=True,
+            numbers__status=ImportStatus.PENDING,
+            numbers__queued_at__isnull=True,
+        )
+        .exclude(needs_approval=True, approved_at__isnull=True)
+        .distinct()
+    )
     for job in waiting_jobs:
         queue_pending(job)
     if recovered:

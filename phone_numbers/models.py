@@ -334,6 +334,7 @@ RETRYABLE_CATEGORIES = [
 
 
 class JobStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     PAUSED = "paused", "Paused"
@@ -372,10 +373,26 @@ class ImportJob(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     pause_reason = models.CharField(max_length=200, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Four eyes (issue 18): a job of more than PORTAL_APPROVAL_THRESHOLD numbers sends nothing
+    # until an admin other than its starter approves it. The times are the state; who did it
+    # may be deleted later.
+    needs_approval = models.BooleanField(default=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejection_reason = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        permissions = [("pause_importjob", "Can pause and resume import jobs")]
+        permissions = [
+            ("pause_importjob", "Can pause and resume import jobs"),
+            ("approve_importjob", "Can approve and reject large import jobs of others"),
+        ]
 
     def __str__(self) -> str:
         return f"Job {self.pk} for {self.project.name}"
@@ -417,6 +434,8 @@ class ImportJob(models.Model):
     def status_for(self, counts: dict[str, int]) -> JobStatus:
         unfinished = counts["pending"] + counts["submitting"]
         if unfinished:
+            if self.is_awaiting_approval:
+                return JobStatus.AWAITING_APPROVAL
             if self.paused_at:
                 return JobStatus.PAUSED
             has_started = counts["total"] > counts["pending"] or counts.get("retrying", 0)
@@ -443,6 +462,58 @@ class ImportJob(models.Model):
     def is_paused(self) -> bool:
         return self.paused_at is not None
 
+    @property
+    def is_awaiting_approval(self) -> bool:
+        return (
+            self.needs_approval
+            and self.approved_at is None
+            and self.rejected_at is None
+            and self.cancelled_at is None
+        )
+
+    def may_be_approved_by(self, user) -> bool:
+        """Whether `user` may approve or reject this job: an admin who did not start it."""
+        return user.has_perm("phone_numbers.approve_importjob") and user.pk != self.created_by_id
+
+    def approve(self, by) -> bool:
+        """awaiting approval → approved; False if it no longer awaits approval (approved,
+        rejected or cancelled meanwhile) or `by` started it.
+
+        One conditional UPDATE: of approvals and rejections racing for one job, exactly one
+        wins. The starter is refused here too, not only by the view.
+        """
+        approved = (
+            ImportJob.objects.filter(AWAITING_APPROVAL, pk=self.pk)
+            .exclude(created_by=by)
+            .update(approved_at=timezone.now(), approved_by=by)
+        )
+        self.refresh_from_db(fields=["approved_at", "approved_by"])
+        return bool(approved)
+
+    def reject(self, by, reason: str) -> bool:
+        """awaiting approval → rejected and cancelled, with the reason; its numbers, none ever
+        sent, are cancelled. False as for `approve`."""
+        now = timezone.now()
+        with transaction.atomic():
+            rejected = (
+                ImportJob.objects.filter(AWAITING_APPROVAL, pk=self.pk)
+                .exclude(created_by=by)
+                .update(
+                    rejected_at=now,
+                    rejected_by=by,
+                    rejection_reason=reason[:500],
+                    cancelled_at=now,
+                )
+            )
+            if rejected:
+                self.numbers.filter(status=ImportStatus.PENDING).update(
+                    status=ImportStatus.CANCELLED, next_attempt_at=None, updated_at=now
+                )
+        self.refresh_from_db(
+            fields=["rejected_at", "rejected_by", "rejection_reason", "cancelled_at"]
+        )
+        return bool(rejected)
+
     def pause(self, reason: str) -> None:
         """Stop sending this job's numbers until it is resumed; the first reason is kept."""
         ImportJob.objects.filter(pk=self.pk, paused_at__isnull=True).update(
@@ -450,6 +521,14 @@ class ImportJob(models.Model):
         )
         self.refresh_from_db(fields=["paused_at", "pause_reason"])
 
+
+# A job that waits for its approval: ImportJob.is_awaiting_approval, as a filter.
+AWAITING_APPROVAL = Q(
+    needs_approval=True,
+    approved_at__isnull=True,
+    rejected_at__isnull=True,
+    cancelled_at__isnull=True,
+)
 
 # NumberImport.claim: pending → submitting, on the conditions its docstring gives.
 CLAIM_SQL = """
@@ -460,7 +539,8 @@ CLAIM_SQL = """
         AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
         AND NOT EXISTS (
             SELECT 1 FROM phone_numbers_importjob AS job
-            WHERE job.id = phone_numbers_numberimport.job_id AND job.paused_at IS NOT NULL
+            WHERE job.id = phone_numbers_numberimport.job_id
+                AND (job.paused_at IS NOT NULL OR (job.needs_approval AND job.approved_at IS NULL))
         )
         AND NOT EXISTS (
             SELECT 1 FROM phone_numbers_project AS project
@@ -561,8 +641,9 @@ class NumberImport(models.Model):
         return FAILURE_ADVICE.get(self.failure_category, "")
 
     def claim(self) -> bool:
-        """pending → submitting, when due, its job is not paused and its project is active;
-        in a cancelled job only to be looked up. False if not this time.
+        """pending → submitting, when due, its job is not paused nor waiting for (or refused)
+        its approval, and its project is active; in a cancelled job only to be looked up.
+        False if not this time.
 
         One conditional UPDATE of this table alone: of tasks racing for one row (a redelivered
         message, a duplicate), exactly one wins. Every condition is in its own WHERE (the job's
@@ -1092,6 +1173,9 @@ class AuditAction(models.TextChoices):
     JOB_PAUSED = "job_paused", "Job paused"
     JOB_RESUMED = "job_resumed", "Job resumed"
     JOB_CANCELLED = "job_cancelled", "Job cancelled"
+    JOB_APPROVAL_REQUESTED = "job_approval_requested", "Approval requested (large job)"
+    JOB_APPROVED = "job_approved", "Job approved"
+    JOB_REJECTED = "job_rejected", "Job rejected"
     JOB_RETRIED = "job_retried", "Failed numbers retried"
     NUMBER_RETRIED = "number_retried", "Number edited and retried"
     JOB_EXPORTED = "job_exported", "Job exported (CSV)"

@@ -28,6 +28,7 @@ from phone_numbers.forms import (
     ImportForm,
     NumberSearchForm,
     ProjectForm,
+    RejectJobForm,
     RetryNumberForm,
 )
 from phone_numbers.models import (
@@ -53,6 +54,10 @@ JOB_ROWS_PAGE_SIZE = 100
 NOTHING_TO_RETRY = (
     "Nothing was retried: no failed number of this job can be mended by a retry. A number "
     "already in the project needs nothing; a rejected one needs “Edit and retry”."
+)
+NO_LONGER_AWAITING_APPROVAL = (
+    "Nothing was done: the job is no longer waiting for approval (it was approved, rejected "
+    "or cancelled meanwhile)."
 )
 JOBS_PAGE_SIZE = 50
 PROJECT_JOBS_PAGE_SIZE = 20
@@ -539,6 +544,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "has_retryable": job.numbers.filter(
             status=ImportStatus.FAILED, failure_category__in=RETRYABLE_CATEGORIES
         ).exists(),
+        "may_approve": job.is_awaiting_approval and job.may_be_approved_by(request.user),
+        "reject_form": RejectJobForm(auto_id=f"job-{job.pk}-reject-%s"),
     }
     if request.htmx:
         return render(request, "phone_numbers/partials/job_live.html", context)
@@ -636,6 +643,48 @@ def job_resume(request: HttpRequest, pk: int) -> HttpResponse:
         audit.record(request, AuditAction.JOB_RESUMED, job=job)
         messages.success(request, "The job is running again.")
     return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.approve_importjob", raise_exception=True)
+def job_approve(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.select_related("project"), pk=pk)
+    _check_may_approve(request, job)
+    try:
+        approved = importing.approve(job, request.user)
+    except importing.ImportRefused as exc:
+        messages.error(request, f"The job was not approved: {exc}")
+        return redirect(job)
+    if approved:
+        audit.record(request, AuditAction.JOB_APPROVED, job=job)
+        messages.success(request, "Approved: the job's numbers are being imported.")
+    else:
+        messages.error(request, NO_LONGER_AWAITING_APPROVAL)
+    return redirect(job)
+
+
+@require_POST
+@permission_required("phone_numbers.approve_importjob", raise_exception=True)
+def job_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(ImportJob.objects.select_related("project"), pk=pk)
+    _check_may_approve(request, job)
+    form = RejectJobForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return redirect(job)
+    reason = form.cleaned_data["reason"]
+    if job.reject(request.user, reason):
+        audit.record(request, AuditAction.JOB_REJECTED, job=job, changes={"reason": reason})
+        messages.success(request, "Rejected: the job is cancelled and nothing was sent.")
+    else:
+        messages.error(request, NO_LONGER_AWAITING_APPROVAL)
+    return redirect(job)
+
+
+def _check_may_approve(request: HttpRequest, job: ImportJob) -> None:
+    # Four eyes: the permission alone would let an admin approve their own job.
+    if not job.may_be_approved_by(request.user):
+        raise PermissionDenied("Only an admin who did not start a job may approve or reject it.")
 
 
 @require_POST

@@ -469,6 +469,14 @@ PORTAL_ATTEMPT_SECONDS = env_int(
 PORTAL_STUCK_SUBMITTING_SECONDS = 2 * PORTAL_ATTEMPT_SECONDS
 PORTAL_REQUEUE_AFTER_SECONDS = env_int("PORTAL_REQUEUE_AFTER_SECONDS", 300)
 PORTAL_RECOVERY_INTERVAL_SECONDS = env_int("PORTAL_RECOVERY_INTERVAL_SECONDS", 30)
+# Four eyes (issue 18): a job of more numbers than this waits for an admin other than its
+# starter to approve it before anything is sent; 0 turns approval off.
+PORTAL_APPROVAL_THRESHOLD = env_int("PORTAL_APPROVAL_THRESHOLD", 1000)
+if PORTAL_APPROVAL_THRESHOLD < 0:
+    raise ImproperlyConfigured(
+        "PORTAL_APPROVAL_THRESHOLD must be 0 (no approval) or a number of numbers, "
+        f"not {PORTAL_APPROVAL_THRESHOLD}"
+    )
 for _name in (
     "PORTAL_RATE_LIMIT_PER_SPACE",
     "PORTAL_JOB_CONCURRENCY",

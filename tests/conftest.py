@@ -299,7 +299,7 @@ def sim_project():
     """A fresh simulator project: random UUID and token, every switch at its default."""
     import uuid
 
-    from phone_numbers.simulator import SimProject
+    from signalwire_simulator import SimProject
 
     return SimProject(
         project_id=str(uuid.uuid4()),
@@ -311,7 +311,7 @@ def sim_project():
 @pytest.fixture
 def simulator(sim_project):
     """A running `Simulator` knowing `sim_project`; `.api_base_url`, `.configure()`, `.stats()`."""
-    from phone_numbers.simulator import Simulator
+    from signalwire_simulator import Simulator
 
     sim = Simulator([sim_project], seed=1234).start()
     try:
@@ -333,6 +333,56 @@ def sim_client(simulator, sim_project):
         timeout=(1.0, 2.0),
         version="test",
     )
+
+
+# SignalWire's official OpenAPI description, for the conformance checks of the
+# simulator's and the client's messages. It is reference data under a non-commercial licence,
+# so it is read from ../shared/signalwire/openapi.yaml beside the checkout and never copied into
+# the repository; the tests that need it are skipped, saying why, when it is missing.
+SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "signalwire" / "openapi.yaml"
+SPEC_URI = "https://spec.signalwire.test/compatibility/openapi.yaml"
+
+
+@pytest.fixture(scope="session")
+def spec():
+    if not SPEC_PATH.is_file():
+        pytest.skip(
+            f"SignalWire's OpenAPI description is not at {SPEC_PATH} (it is reference data kept "
+            "beside the checkout, never in it); conformance cannot be checked"
+        )
+    yaml = pytest.importorskip("yaml")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with SPEC_PATH.open(encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=loader)
+
+
+@pytest.fixture(scope="session")
+def validate(spec):
+    """validate(schema, instance): errors of `instance` against a schema of the spec.
+
+    `schema` is a JSON pointer into the spec (``#/components/schemas/X``) or a schema object
+    whose `$ref`s point into it. OpenAPI 3.1 schemas are JSON Schema 2020-12.
+    """
+    import json
+
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    registry = Registry().with_resource(
+        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+
+    def errors(schema, instance):
+        if isinstance(schema, str):
+            schema = {"$ref": schema}
+        schema = json.loads(json.dumps(schema).replace('"#/', f'"{SPEC_URI}#/'))
+        validator = Draft202012Validator(
+            schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+        )
+        return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+
+    return errors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from phone_numbers import simulator as simulator_module
+import signalwire_simulator as simulator_module
 from phone_numbers.management.commands.runportal import (
     admin_login,
     banner_body,

@@ -19,8 +19,8 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
 from phone_numbers.models import ConnectionStatus, ImportStatus, NumberImport, Project
-from phone_numbers.simulator import SimProject
 from phone_numbers.tasks import check_project_connection, import_phone_number
+from signalwire_simulator import SimProject
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 

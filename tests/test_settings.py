@@ -97,6 +97,8 @@ def test_a_bad_encryption_key_stops_start_up(local_mode_env):
         ("SIGNALWIRE_REQUEST_ENCODING", "xml"),
         ("PORTAL_RATE_LIMIT_PER_SPACE", "0"),
         ("PORTAL_ATTEMPT_SECONDS", "0"),
+        ("PORTAL_APPROVAL_THRESHOLD", "-1"),
+        ("PORTAL_APPROVAL_THRESHOLD", "a thousand"),
     ],
 )
 def test_an_import_setting_that_cannot_work_stops_start_up_naming_it(local_mode_env, name, value):

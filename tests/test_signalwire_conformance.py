@@ -11,7 +11,6 @@ import json
 import socket
 import uuid
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
@@ -23,51 +22,9 @@ from phone_numbers.signalwire import (
     SignalWireClient,
     SignalWireUnavailable,
 )
-from phone_numbers.simulator import SimProject
+from signalwire_simulator import SimProject
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "signalwire" / "openapi.yaml"
-SPEC_URI = "https://spec.signalwire.test/compatibility/openapi.yaml"
 IMPORT_PATH = "/Accounts/{AccountSid}/ImportedPhoneNumbers"
-
-
-@pytest.fixture(scope="module")
-def spec():
-    if not SPEC_PATH.is_file():
-        pytest.skip(
-            f"SignalWire's OpenAPI description is not at {SPEC_PATH} (it is reference data kept "
-            "beside the checkout, never in it); conformance cannot be checked"
-        )
-    yaml = pytest.importorskip("yaml")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with SPEC_PATH.open(encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)
-
-
-@pytest.fixture(scope="module")
-def validate(spec):
-    """validate(schema, instance): errors of `instance` against a schema of the spec.
-
-    `schema` is a JSON pointer into the spec (``#/components/schemas/X``) or a schema object
-    whose `$ref`s point into it. OpenAPI 3.1 schemas are JSON Schema 2020-12.
-    """
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    registry = Registry().with_resource(
-        SPEC_URI, Resource.from_contents(spec, default_specification=DRAFT202012)
-    )
-
-    def errors(schema, instance):
-        if isinstance(schema, str):
-            schema = {"$ref": schema}
-        schema = json.loads(json.dumps(schema).replace('"#/', f'"{SPEC_URI}#/'))
-        validator = Draft202012Validator(
-            schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
-        )
-        return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
-
-    return errors
 
 
 def response_schema(spec, path, method, status):

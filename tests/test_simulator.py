@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from phone_numbers import simulator as simulator_module
-from phone_numbers.simulator import SimConfig, SimProject, Simulator
+import signalwire_simulator as simulator_module
+from signalwire_simulator import SimConfig, SimProject, Simulator, cli, server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -802,11 +802,11 @@ def test_control_exchanges_redact_the_authorization_header(simulator, sim_projec
 
 
 def test_control_endpoints_answer_loopback_clients_only():
-    assert simulator_module._is_loopback("127.0.0.1")
-    assert simulator_module._is_loopback("::1")
-    assert simulator_module._is_loopback("::ffff:127.0.0.1")
-    assert not simulator_module._is_loopback("10.0.0.8")
-    assert not simulator_module._is_loopback("192.168.1.2")
+    assert server.is_loopback("127.0.0.1")
+    assert server.is_loopback("::1")
+    assert server.is_loopback("::ffff:127.0.0.1")
+    assert not server.is_loopback("10.0.0.8")
+    assert not server.is_loopback("192.168.1.2")
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -873,7 +873,7 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
             ]
         )
     )
-    args = simulator_module.build_parser().parse_args(
+    args = cli.build_parser().parse_args(
         [
             "--projects-file",
             str(path),
@@ -891,8 +891,8 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
         ]
     )
 
-    projects = simulator_module.projects_from_args(args)
-    config = simulator_module.config_from_args(args)
+    projects = cli.projects_from_args(args)
+    config = cli.config_from_args(args)
 
     assert [p.project_id for p in projects] == [
         str(uuid.UUID(int=2)),
@@ -910,7 +910,7 @@ def test_projects_file_and_flags_build_projects_and_config(tmp_path):
 
 def test_modules_import_without_django():
     code = (
-        "import sys, phone_numbers.signalwire, phone_numbers.simulator; "
+        "import sys, phone_numbers.signalwire, signalwire_simulator.cli; "
         "assert not any(m.startswith('django') for m in sys.modules), 'django was imported'"
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -918,9 +918,27 @@ def test_modules_import_without_django():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=30)
 
 
+def test_the_simulator_shares_nothing_with_the_client():
+    # It stands in for SignalWire, so it must not borrow the portal's idea of the API: no
+    # import of phone_numbers from it, none of it from phone_numbers but the command that
+    # starts it.
+    code = (
+        "import sys, signalwire_simulator.cli; "
+        "assert not [m for m in sys.modules if m.startswith('phone_numbers')], 'app imported'"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=30)
+    importers = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "phone_numbers").rglob("*.py")
+        if "signalwire_simulator" in path.read_text()
+    )
+    assert importers == ["phone_numbers/management/commands/runportal.py"]
+
+
 def test_command_line_serves_the_demo_project_until_terminated():
     process = subprocess.Popen(
-        [sys.executable, "-m", "phone_numbers.simulator", "--port", "0", "--demo", "--seed", "1"],
+        [sys.executable, "-m", "signalwire_simulator", "--port", "0", "--demo", "--seed", "1"],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,

@@ -43,6 +43,7 @@ POSTGRESQL_PASS_ONLY = {
     "test_signalwire.py": "no database: the SignalWire client",
     "test_signalwire_conformance.py": "no database: the client against SignalWire's API spec",
     "test_simulator.py": "no database: the SignalWire simulator",
+    "test_simulator_space.py": "no database: the simulator's Space changing",
     "test_soak.py": "production's servers: a soak on its own Redis and PostgreSQL database",
     "test_templatetags.py": "no database: the template filters",
 }

@@ -38,6 +38,8 @@ ACCESS = {
     "phone_numbers:job_cancel": (ANY_ROLE, "job"),
     "phone_numbers:job_pause": (ADMINS_ONLY, "job"),
     "phone_numbers:job_resume": (ADMINS_ONLY, "job"),
+    "phone_numbers:job_approve": (ADMINS_ONLY, "job"),
+    "phone_numbers:job_reject": (ADMINS_ONLY, "job"),
     "phone_numbers:job_export": (ANY_ROLE, "job"),
     "phone_numbers:number_retry": (ANY_ROLE, "number"),
     "phone_numbers:number_detail": (ANY_ROLE, "number"),

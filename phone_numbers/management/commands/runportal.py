@@ -18,7 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 from phone_numbers.models import Project
 from phone_numbers.roles import ADMINS
 from phone_numbers.signalwire import API_PATH
-from phone_numbers.simulator import (
+from phone_numbers.tasks import check_project_connection
+from signalwire_simulator import (
     CONTROL_PREFIX,
     DEMO_PROJECT_ID,
     DEMO_SPACE_HOST,
@@ -28,7 +29,6 @@ from phone_numbers.simulator import (
     SECOND_DEMO_TOKEN,
     SimProject,
 )
-from phone_numbers.tasks import check_project_connection
 
 ADMIN_USERNAME = "admin"
 STARTUP_SECONDS = 60
@@ -81,7 +81,7 @@ def simulator_command(port: int, extra_projects: list[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "phone_numbers.simulator",
+        "signalwire_simulator",
         "--port",
         str(port),
         "--demo",
