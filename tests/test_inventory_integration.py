@@ -5,17 +5,20 @@ killed mid-sync (issue 17)."""
 import os
 import signal
 import time
+import uuid
+from urllib.parse import quote
 
 import pytest
+import requests
 from django.utils import timezone
 
 from phone_numbers import importing, inventory
 from phone_numbers.models import ImportJob, InventorySync, NumberImport, SpaceNumber
 from phone_numbers.number_input import read_pasted
 from phone_numbers.signalwire import SignalWireClient
-from phone_numbers.simulator import _new_number
 from phone_numbers.tasks import import_phone_number, sync_inventory
-from tests.test_signalwire_conformance import response_schema, spec, validate  # noqa: F401
+from signalwire_simulator import CONTROL_PREFIX, SimProject
+from tests.test_signalwire_conformance import response_schema
 
 pytestmark = [
     pytest.mark.both_databases,
@@ -26,35 +29,29 @@ pytestmark = [
 LIST_PATH = "/Accounts/{AccountSid}/IncomingPhoneNumbers"
 
 
-# --- the simulator's Space, changed as SignalWire's dashboard would --------------------------
-# In-process changes to the simulator's state: what its control endpoints will do once it is
-# a package of its own (another change of issue 17).
+# --- the simulator's Space, changed as SignalWire's dashboard would: its control endpoints ----
 
 
-def bought_in_dashboard(simulator, project_id: str, numbers, number_type="longcode") -> None:
-    with simulator._lock:
-        space = simulator._numbers[project_id]
-        for number in numbers:
-            record = _new_number(
-                project_id, number, number_type, ["voice", "sms", "mms", "fax"], simulator.config
-            )
-            space[record["sid"]] = record
+def control(simulator, method: str, path: str, body: dict | None = None) -> dict:
+    response = requests.request(
+        method, f"{simulator.url}{CONTROL_PREFIX}/{path}", json=body, timeout=30
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def bought_in_dashboard(simulator, project_id: str, numbers=None, **body) -> None:
+    if numbers is not None:
+        body["numbers"] = list(numbers)
+    control(simulator, "POST", f"projects/{project_id}/numbers", body)
 
 
 def release(simulator, project_id: str, number: str) -> None:
-    with simulator._lock:
-        space = simulator._numbers[project_id]
-        for sid in [sid for sid, record in space.items() if record["phone_number"] == number]:
-            del space[sid]
+    control(simulator, "DELETE", f"projects/{project_id}/numbers/{quote(number)}")
 
 
-def set_capabilities(simulator, project_id: str, number: str, capabilities) -> None:
-    with simulator._lock:
-        for record in simulator._numbers[project_id].values():
-            if record["phone_number"] == number:
-                record["capabilities"] = {
-                    name: name in capabilities for name in ("voice", "sms", "mms", "fax")
-                }
+def change(simulator, in_project: str, number: str, **body) -> None:
+    control(simulator, "POST", f"projects/{in_project}/numbers/{quote(number)}", body)
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -141,10 +138,15 @@ NO_DRIFT = {"not_imported": [], "differs": [], "missing": []}
 
 
 def test_a_10000_number_space_is_synced_over_http_in_pages_that_each_match_the_spec(
-    project, simulator, sim_project, pages_read, spec, validate  # noqa: F811
+    project,
+    simulator,
+    sim_project,
+    pages_read,
+    spec,
+    validate,
 ):
     numbers = [f"+1415{index:07d}" for index in range(5_550_000, 5_560_000)]
-    bought_in_dashboard(simulator, sim_project.project_id, numbers)
+    bought_in_dashboard(simulator, sim_project.project_id, count=10_000, start=numbers[0])
 
     done = sync(project)
 
@@ -170,7 +172,7 @@ def test_drift_appears_after_the_next_sync_and_goes_once_resolved(
 
     bought_in_dashboard(simulator, project_id, ["+14155550199"])
     release(simulator, project_id, "+14155550101")
-    set_capabilities(simulator, project_id, "+14155550102", ["sms"])
+    change(simulator, project_id, "+14155550102", capabilities=["sms"])
     done = sync(project)
 
     assert (done.added, done.removed, done.changed) == (1, 1, 1)
@@ -184,7 +186,7 @@ def test_drift_appears_after_the_next_sync_and_goes_once_resolved(
     # capabilities as imported.
     release(simulator, project_id, "+14155550199")
     bought_in_dashboard(simulator, project_id, ["+14155550101"])
-    set_capabilities(simulator, project_id, "+14155550102", ["sms", "voice", "mms", "fax"])
+    change(simulator, project_id, "+14155550102", capabilities=["sms", "voice", "mms", "fax"])
     sync(project)
 
     assert drift(project) == NO_DRIFT
@@ -198,9 +200,7 @@ def test_a_worker_killed_mid_sync_leaves_the_last_inventory_and_a_redelivery_res
     project_id = sim_project.project_id
     bought_in_dashboard(simulator, project_id, ["+14155550100", "+14155550101"])
     sync(project)
-    bought_in_dashboard(
-        simulator, project_id, [f"+1415{index:07d}" for index in range(5_550_200, 5_558_200)]
-    )
+    bought_in_dashboard(simulator, project_id, count=8000, start="+14155550200")
     # Slow pages, so the worker is killed between two of them.
     simulator.configure(latency_min_ms=400, latency_max_ms=400)
     env = {
@@ -246,3 +246,71 @@ def test_a_worker_killed_mid_sync_leaves_the_last_inventory_and_a_redelivery_res
     assert killed.status == InventorySync.Status.COMPLETED
     assert (killed.pages_read, killed.numbers_listed, killed.added) == (9, 8002, 8000)
     assert SpaceNumber.objects.filter(project=project).count() == 8002
+
+
+def test_a_number_moved_to_another_project_is_missing_here_and_new_there(
+    project, simulator, sim_project, import_through_portal, make_project
+):
+    other_sim = SimProject(
+        project_id=str(uuid.uuid4()), token="PT" + uuid.uuid4().hex, space_host=project.space_host
+    )
+    simulator.add_project(other_sim)
+    other = make_project(
+        name="Other",
+        project_id=other_sim.project_id,
+        space_host=project.space_host,
+        token=other_sim.token,
+    )
+    import_through_portal(["+14155550100", "+14155550101"])
+
+    change(simulator, sim_project.project_id, "+14155550101", project_id=other_sim.project_id)
+    sync(project)
+    sync(other)
+
+    assert drift(project) == {"not_imported": [], "differs": [], "missing": ["+14155550101"]}
+    assert drift(other)["not_imported"] == ["+14155550101"]
+
+
+def test_a_list_failing_part_way_is_read_again_from_the_page_that_failed(
+    project, simulator, sim_project, monkeypatch
+):
+    monkeypatch.setattr(inventory.time, "sleep", lambda seconds: None)
+    bought_in_dashboard(simulator, sim_project.project_id, count=3500, start="+14155550000")
+    control(
+        simulator,
+        "POST",
+        f"projects/{sim_project.project_id}/list-fault",
+        {"fault": "503", "after_pages": 2, "times": 2},
+    )
+
+    done = sync(project)
+
+    assert (done.pages_read, done.numbers_listed) == (4, 3500)
+    lists = [e["path"] for e in simulator.exchanges() if "/IncomingPhoneNumbers" in e["path"]]
+    # Pages 0 and 1, page 2 failing twice, then 2 and 3: never page 0 again.
+    assert len(lists) == 6
+    assert lists[2] == lists[3] == lists[4] and "Page=2" in lists[2]
+
+
+def test_a_list_that_keeps_failing_fails_the_sync_and_keeps_the_last_inventory(
+    project, simulator, sim_project, monkeypatch
+):
+    monkeypatch.setattr(inventory.time, "sleep", lambda seconds: None)
+    bought_in_dashboard(simulator, sim_project.project_id, ["+14155550100"])
+    sync(project)
+    bought_in_dashboard(simulator, sim_project.project_id, count=2500, start="+14155560000")
+    control(
+        simulator,
+        "POST",
+        f"projects/{sim_project.project_id}/list-fault",
+        {"fault": "reset", "after_pages": 1, "times": inventory.PAGE_TRIES},
+    )
+    failed = InventorySync.start(project, InventorySync.Trigger.MANUAL)
+
+    inventory.run_sync(failed)
+
+    failed.refresh_from_db()
+    assert failed.status == InventorySync.Status.FAILED
+    assert failed.pages_read == 1
+    assert "SignalWire could not list the numbers" in failed.error_message
+    assert list(SpaceNumber.objects.values_list("number", flat=True)) == ["+14155550100"]

@@ -43,9 +43,7 @@ def inventory_numbers(project) -> list[str]:
     return sorted(SpaceNumber.objects.filter(project=project).values_list("number", flat=True))
 
 
-def test_of_admins_clicking_sync_at_once_exactly_one_sync_starts_every_round(
-    make_project, queued
-):
+def test_of_admins_clicking_sync_at_once_exactly_one_sync_starts_every_round(make_project, queued):
     project = make_project()
     for round_number in range(ROUNDS):
         started = race(THREADS, lambda index: inventory.request_sync(project, MANUAL))
@@ -63,7 +61,10 @@ def test_of_redelivered_tasks_running_one_sync_at_once_one_reads_and_swaps(make_
         copies = [InventorySync.objects.get(pk=sync.pk) for _ in range(THREADS)]
 
         results = race(
-            THREADS, lambda index, copies=copies: inventory.run_sync(copies[index], client=space)
+            THREADS,
+            lambda index, copies=copies, space=space: inventory.run_sync(
+                copies[index], client=space
+            ),
         )
 
         assert sum(result is not None for result in results) == 1, f"round {round_number}"
@@ -85,7 +86,10 @@ def test_of_tasks_taking_over_one_stale_sync_at_once_one_wins(make_project):
         copies = [InventorySync.objects.get(pk=sync.pk) for _ in range(THREADS)]
 
         results = race(
-            THREADS, lambda index, copies=copies: inventory.run_sync(copies[index], client=space)
+            THREADS,
+            lambda index, copies=copies, space=space: inventory.run_sync(
+                copies[index], client=space
+            ),
         )
 
         assert sum(result is not None for result in results) == 1, f"round {round_number}"
