@@ -366,12 +366,11 @@ _DIFFERS = """EXISTS (
         AND ni.status IN ('pending', 'submitting', 'imported') AND ni.status = 'imported'
         AND (phone_numbers_spacenumber.number_type <> ni.number_type OR {capabilities_differ})
 )"""
-_LINK = f"""
+_LINK = """
     UPDATE phone_numbers_spacenumber
-    SET number_import_id = {_IMPORT_OF}, differs_from_import = {_DIFFERS}
+    SET number_import_id = {import_of}, differs_from_import = {differs}
     WHERE project_id = %(project)s AND (
-        number_import_id {{distinct}} {_IMPORT_OF}
-        OR differs_from_import {{distinct}} {_DIFFERS}
+        number_import_id {distinct} {import_of} OR differs_from_import {distinct} {differs}
     )
 """
 # Imported before this reading began, and not in it: released, or moved to another project.
@@ -401,7 +400,11 @@ def _sql(template: str) -> str:
         f"{_HAS[vendor].format(column='ni.capabilities', name=name)}"
         for name in CAPABILITIES
     )
-    return template.format(distinct=_DISTINCT[vendor], capabilities_differ=f"({differ})")
+    return template.format(
+        distinct=_DISTINCT[vendor],
+        import_of=_IMPORT_OF,
+        differs=_DIFFERS.format(capabilities_differ=f"({differ})"),
+    )
 
 
 def _swap(sync: InventorySync, token: str) -> SyncResult:
