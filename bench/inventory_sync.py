@@ -23,8 +23,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BENCH_DATABASE_URL = os.environ.get(
@@ -62,36 +64,42 @@ from phone_numbers.models import (  # noqa: E402
     SpaceNumber,
     StagedSpaceNumber,
 )
-from phone_numbers.simulator import SimProject, Simulator, _new_number  # noqa: E402
+from signalwire_simulator import CONTROL_PREFIX, SimProject, Simulator  # noqa: E402
 
 CAPABILITIES = ["voice", "sms", "mms", "fax"]
 
 
-def space_of(simulator: Simulator, project_id: str) -> dict:
-    # The simulator's own state, filled in-process: tens of thousands of imports over HTTP
-    # would take minutes and measure the simulator.
-    return simulator._numbers[project_id]
+def control(simulator: Simulator, method: str, path: str, body: dict | None = None) -> dict:
+    """The simulator's control endpoints, over HTTP: the Space changed by other routes."""
+    response = requests.request(
+        method, f"{simulator.url}{CONTROL_PREFIX}/{path}", json=body, timeout=120
+    )
+    response.raise_for_status()
+    return response.json()
 
 
-def fill(simulator: Simulator, project_id: str, numbers: list[str]) -> None:
-    with simulator._lock:
-        space = space_of(simulator, project_id)
-        for number in numbers:
-            record = _new_number(project_id, number, "longcode", CAPABILITIES, simulator.config)
-            space[record["sid"]] = record
+def fill(simulator: Simulator, project_id: str, count: int, start: int) -> None:
+    """`count` numbers bought in the dashboard, from +1`start` on."""
+    control(
+        simulator, "POST", f"projects/{project_id}/numbers", {"count": count, "start": f"+1{start}"}
+    )
 
 
 def churn(simulator: Simulator, project_id: str, size: int, first_new: int) -> None:
     """1% released, 1% changed (capabilities), 1% bought."""
     count = max(size // 100, 1)
-    with simulator._lock:
-        space = space_of(simulator, project_id)
-        sids = random.sample(list(space), 2 * count)
-        for sid in sids[:count]:
-            del space[sid]
-        for sid in sids[count:]:
-            space[sid]["capabilities"] = {name: name == "sms" for name in CAPABILITIES}
-    fill(simulator, project_id, [f"+1{first_new + index:010d}" for index in range(count)])
+    numbers = [record["phone_number"] for record in simulator.numbers(project_id)]
+    picked = random.sample(numbers, 2 * count)
+    for number in picked[:count]:
+        control(simulator, "DELETE", f"projects/{project_id}/numbers/{quote(number)}")
+    for number in picked[count:]:
+        control(
+            simulator,
+            "POST",
+            f"projects/{project_id}/numbers/{quote(number)}",
+            {"capabilities": ["sms"]},
+        )
+    fill(simulator, project_id, count, first_new)
 
 
 def new_project(sim_project: SimProject, size: int) -> Project:
@@ -207,7 +215,7 @@ def bench_size(simulator: Simulator, size: int, naive_max: int) -> list[tuple]:
         )
         simulator.add_project(sim_project)
         numbers = [f"+1{2_000_000_000 + index:010d}" for index in range(size)]
-        fill(simulator, sim_project.project_id, numbers)
+        fill(simulator, sim_project.project_id, size, 2_000_000_000)
         project = new_project(sim_project, size)
         imported_by_portal(project, numbers[::2])
         for label in ("first sync", "next sync (3% churn)"):
