@@ -314,3 +314,13 @@ def test_a_list_that_keeps_failing_fails_the_sync_and_keeps_the_last_inventory(
     assert failed.pages_read == 1
     assert "SignalWire could not list the numbers" in failed.error_message
     assert list(SpaceNumber.objects.values_list("number", flat=True)) == ["+14155550100"]
+
+
+def test_a_sync_keeps_to_the_spaces_rate_limit(project, simulator, sim_project, settings):
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 2
+    bought_in_dashboard(simulator, sim_project.project_id, count=8000, start="+14155500000")
+
+    done = sync(project)
+
+    assert done.pages_read == 8
+    assert simulator.stats()["peak_rate"][sim_project.project_id] <= 2
