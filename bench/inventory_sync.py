@@ -1,7 +1,8 @@
 """How long an inventory sync of a Space takes: 10,000 and 100,000 simulated numbers.
 
-The simulator serves the Space over HTTP on 127.0.0.1 (in this process, its own threads); the
-portal's sync (phone_numbers/inventory.py) reads it through the real client, the shared rate
+The simulator serves the Space over HTTP on 127.0.0.1, in a process of its own (its work, like
+SignalWire's, is not the portal's); the portal's sync (phone_numbers/inventory.py) reads it
+through the real client, the shared rate
 limit (PORTAL_RATE_LIMIT_PER_SPACE, default 20 requests a second) and PostgreSQL, in the
 database named by BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/
 portal_bench_inventory, made and migrated if missing). Half the Space's numbers were imported
@@ -17,8 +18,11 @@ sizes up to --naive-max.
 """
 
 import argparse
+import dataclasses
 import os
 import random
+import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -64,40 +68,63 @@ from phone_numbers.models import (  # noqa: E402
     SpaceNumber,
     StagedSpaceNumber,
 )
-from signalwire_simulator import CONTROL_PREFIX, SimProject, Simulator  # noqa: E402
+from signalwire_simulator import API_PREFIX, CONTROL_PREFIX, SimProject  # noqa: E402
 
 CAPABILITIES = ["voice", "sms", "mms", "fax"]
 
 
-def control(simulator: Simulator, method: str, path: str, body: dict | None = None) -> dict:
-    """The simulator's control endpoints, over HTTP: the Space changed by other routes."""
-    response = requests.request(
-        method, f"{simulator.url}{CONTROL_PREFIX}/{path}", json=body, timeout=120
-    )
-    response.raise_for_status()
-    return response.json()
+class SimulatorProcess:
+    """`python -m signalwire_simulator` on a free loopback port, driven by its control endpoints."""
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.api_base_url = self.url + API_PREFIX
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "signalwire_simulator", "--port", str(port), "--seed", "17"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.control("GET", "config")
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def control(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = requests.request(
+            method, f"{self.url}{CONTROL_PREFIX}/{path}", json=body, timeout=120
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
-def fill(simulator: Simulator, project_id: str, count: int, start: int) -> None:
+def fill(simulator: SimulatorProcess, project_id: str, count: int, start: int) -> None:
     """`count` numbers bought in the dashboard, from +1`start` on."""
-    control(
-        simulator, "POST", f"projects/{project_id}/numbers", {"count": count, "start": f"+1{start}"}
+    simulator.control(
+        "POST", f"projects/{project_id}/numbers", {"count": count, "start": f"+1{start}"}
     )
 
 
-def churn(simulator: Simulator, project_id: str, size: int, first_new: int) -> None:
+def churn(simulator: SimulatorProcess, project_id: str, numbers: list[str], first_new: int) -> None:
     """1% released, 1% changed (capabilities), 1% bought."""
-    count = max(size // 100, 1)
-    numbers = [record["phone_number"] for record in simulator.numbers(project_id)]
+    count = max(len(numbers) // 100, 1)
     picked = random.sample(numbers, 2 * count)
     for number in picked[:count]:
-        control(simulator, "DELETE", f"projects/{project_id}/numbers/{quote(number)}")
+        simulator.control("DELETE", f"projects/{project_id}/numbers/{quote(number)}")
     for number in picked[count:]:
-        control(
-            simulator,
-            "POST",
-            f"projects/{project_id}/numbers/{quote(number)}",
-            {"capabilities": ["sms"]},
+        simulator.control(
+            "POST", f"projects/{project_id}/numbers/{quote(number)}", {"capabilities": ["sms"]}
         )
     fill(simulator, project_id, count, first_new)
 
@@ -203,7 +230,7 @@ def one_sync(project: Project, clock: SwapClock) -> tuple[InventorySync, float, 
     return sync, total, clock.seconds
 
 
-def bench_size(simulator: Simulator, size: int, naive_max: int) -> list[tuple]:
+def bench_size(simulator: SimulatorProcess, size: int, naive_max: int) -> list[tuple]:
     rows = []
     for way in ("set-based", "naive"):
         if way == "naive" and size > naive_max:
@@ -213,14 +240,14 @@ def bench_size(simulator: Simulator, size: int, naive_max: int) -> list[tuple]:
             token="PT" + uuid.uuid4().hex,
             space_host="bench.signalwire.com",
         )
-        simulator.add_project(sim_project)
+        simulator.control("POST", "projects", dataclasses.asdict(sim_project))
         numbers = [f"+1{2_000_000_000 + index:010d}" for index in range(size)]
         fill(simulator, sim_project.project_id, size, 2_000_000_000)
         project = new_project(sim_project, size)
         imported_by_portal(project, numbers[::2])
         for label in ("first sync", "next sync (3% churn)"):
             if label.startswith("next"):
-                churn(simulator, sim_project.project_id, size, 3_000_000_000)
+                churn(simulator, sim_project.project_id, numbers, 3_000_000_000)
             sync, total, swap = one_sync(project, SwapClock(naive=way == "naive"))
             rows.append((size, way, label, sync.pages_read, total, swap))
     return rows
@@ -233,7 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     random.seed(17)
-    simulator = Simulator(seed=17).start()
+    simulator = SimulatorProcess()
     settings.SIGNALWIRE_BASE_URL = simulator.api_base_url
     try:
         rows = [row for size in args.sizes for row in bench_size(simulator, size, args.naive_max)]
