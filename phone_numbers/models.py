@@ -966,12 +966,8 @@ class InventorySync(models.Model):
 
     @classmethod
     def start(cls, project: Project, trigger: str, by=None) -> "InventorySync | None":
-        """A new running sync of the project, or None when one is already running.
-
-        A stale running sync is ended first (reported failed), so a killed one never
-        blocks the next.
-        """
-        cls.end_stale(project_id=project.pk)
+        """A new running sync of the project, or None when one is already running (a stale
+        one too: inventory.request_sync ends those first, and audits them)."""
         try:
             with transaction.atomic():
                 return cls.objects.create(project=project, trigger=trigger, started_by=by)
