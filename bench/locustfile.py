@@ -89,7 +89,7 @@ class PortalUser(HttpUser):
                 response.failure(f"HTTP {response.status_code} {where}".strip())
             elif expect not in response.text:
                 response.failure(f"{expect!r} not in the page")
-        # The session cookie comes again with every answer (SESSION_SAVE_EVERY_REQUEST).
+        # The session cookie comes again with each renewal (portal.middleware).
         self.keep_cookies()
 
 

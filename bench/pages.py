@@ -61,6 +61,7 @@ import django  # noqa: E402
 django.setup()
 
 from django import forms  # noqa: E402
+from django.conf import settings  # noqa: E402
 from django.contrib.auth.decorators import permission_required  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
@@ -69,7 +70,7 @@ from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Q  # noqa: E402
 from django.shortcuts import render  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.test.utils import CaptureQueriesContext, override_settings  # noqa: E402
 
 from phone_numbers import urls, views  # noqa: E402
 from phone_numbers.forms import QuickSelect  # noqa: E402
@@ -252,19 +253,36 @@ def pages() -> list[tuple[str, str, dict]]:
 
 @contextmanager
 def old_job_indexes() -> Iterator[None]:
-    """The number imports' indexes as they were before migration 0013 (the job's own, and
-    job and status) and the job's counts as they were, in a transaction rolled back after."""
+    """The number imports' indexes as they were before migrations 0013 and 0017 (the job's
+    own, and job and status) and the job's counts as they were, in a transaction rolled back
+    after."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
                 "CREATE INDEX bench_job ON phone_numbers_numberimport (job_id);"
                 "CREATE INDEX bench_job_status ON phone_numbers_numberimport (job_id, status);"
-                "DROP INDEX numberimport_job_rows; DROP INDEX numberimport_job_counts;"
+                "DROP INDEX numberimport_job_rows; DROP INDEX numberimport_job_status_rows;"
                 "ANALYZE phone_numbers_numberimport"
             )
         with patch.object(ImportJob, "counts_of", staticmethod(old_counts_of)):
             yield
         transaction.set_rollback(True)
+
+
+OLD_TEMPLATES = Path(__file__).resolve().parent / "old_templates"
+
+
+@contextmanager
+def old_job_page() -> Iterator[None]:
+    """The job page as it was before issue 16: the indexes and counts of old_job_indexes, an
+    "Edit and retry" form written in every failed row (bench/old_templates), and the session
+    saved on every request."""
+    templates = [settings.TEMPLATES[0] | {"DIRS": [OLD_TEMPLATES, *settings.TEMPLATES[0]["DIRS"]]}]
+    with (
+        old_job_indexes(),
+        override_settings(TEMPLATES=templates, SESSION_SAVE_EVERY_REQUEST=True),
+    ):
+        yield
 
 
 def old_counts_of(job_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -298,10 +316,10 @@ OLD_PATHS = {
     "/ project + status": django_selects,
     "/jobs/": lambda: view_swapped("job_list", old_job_list),
     "/jobs/?page=2": lambda: view_swapped("job_list", old_job_list),
-    "job page (50,000)": old_job_indexes,
-    "job live fragment": old_job_indexes,
-    "job failed rows": old_job_indexes,
-    "job failed, page 5": old_job_indexes,
+    "job page (50,000)": old_job_page,
+    "job live fragment": old_job_page,
+    "job failed rows": old_job_page,
+    "job failed, page 5": old_job_page,
     "project page": project_jobs_swapped,
     "/audit/": django_selects,
     "/imports/new/": django_selects,

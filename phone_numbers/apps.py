@@ -22,3 +22,8 @@ class PhoneNumbersConfig(AppConfig):
                 "to %s, not to SignalWire",
                 settings.SIGNALWIRE_BASE_URL,
             )
+        if not settings.PORTAL_EMAIL_ENABLED:
+            logger.warning(
+                "No mail server is configured (EMAIL_URL or EMAIL_HOST): nobody is emailed "
+                "when a job ends or pauses"
+            )

@@ -16,6 +16,7 @@ from phone_numbers.importing import refusal_for
 from phone_numbers.models import (
     AuditAction,
     AuditEntry,
+    EmailPreference,
     ImportJob,
     ImportStatus,
     NumberImport,
@@ -318,6 +319,12 @@ class ImportForm(forms.Form):
         else:
             self.add_error("numbers", "Paste at least one number, or choose a CSV file.")
         return cleaned
+
+
+class EmailPreferenceForm(forms.ModelForm):
+    class Meta:
+        model = EmailPreference
+        fields = ["wants_job_emails"]
 
 
 class RetryNumberForm(forms.Form):

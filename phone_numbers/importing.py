@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Q, QuerySet, When
 from django.utils import timezone
 
+from phone_numbers import notifications
 from phone_numbers.crypto import DecryptionFailed
 from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
@@ -357,7 +358,9 @@ def start_job(
             ],
             batch_size=1000,
         )
-        if not job.needs_approval:
+        if job.needs_approval:
+            notifications.notify_approval_requested(job.pk)
+        else:
             transaction.on_commit(lambda: queue_pending(job))
     return job
 
@@ -626,14 +629,19 @@ def _fail_on_credentials(
     pause_reason: str = "SignalWire refused the project's API token.",
 ) -> None:
     number_import.mark_failed(FailureCategory.AUTH, message, code, http_status)
-    _pause_for(number_import, pause_reason)
+    if _pause_for(number_import, pause_reason):
+        # Only the attempt that paused the job mails: the others (refused too, in flight at
+        # the same time) find it paused already.
+        notifications.notify_paused_on_credentials(number_import.job_id)
 
 
-def _pause_for(number_import: NumberImport, reason: str) -> None:
-    number_import.job.pause(reason)
+def _pause_for(number_import: NumberImport, reason: str) -> bool:
+    """Pause the number's job; True if this call paused it."""
+    paused = number_import.job.pause(reason)
     logger.warning(
         "Paused job %s of project %s: %s", number_import.job_id, number_import.project_id, reason
     )
+    return paused
 
 
 def _retry_or_fail(
@@ -723,7 +731,7 @@ def _refuse_to_send(job: ImportJob, *, to_retry: bool) -> None:
 def retry_failed(job: ImportJob) -> int:
     """Put the job's failed numbers that a plain retry can mend back in the queue."""
     _refuse_to_send(job, to_retry=True)
-    restarted = _restart(job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
+    restarted = _restart(job, job.numbers.filter(failure_category__in=RETRYABLE_CATEGORIES))
     queue_pending(job)
     return restarted
 
@@ -734,7 +742,7 @@ def retry_number(number_import: NumberImport, number_type: str, capabilities: li
     NumberImport.objects.filter(pk=number_import.pk, status=ImportStatus.FAILED).update(
         number_type=number_type, capabilities=capabilities
     )
-    restarted = _restart(NumberImport.objects.filter(pk=number_import.pk))
+    restarted = _restart(number_import.job, NumberImport.objects.filter(pk=number_import.pk))
     queue_pending(number_import.job)
     return bool(restarted)
 
@@ -772,18 +780,27 @@ def resume(job: ImportJob) -> None:
         job.numbers.filter(status=ImportStatus.PENDING).update(queued_at=None)
     job.refresh_from_db()
     _restart(
+        job,
         job.numbers.filter(
             failure_category__in=[FailureCategory.AUTH, FailureCategory.CONFIGURATION]
-        )
+        ),
     )
     queue_pending(job)
 
 
-def _restart(failed: QuerySet) -> int:
-    """Failed numbers → pending, with a fresh round of attempts; the last error stays visible.
+def _restart(job: ImportJob, failed: QuerySet) -> int:
+    """Failed numbers of the job → pending, with a fresh round of attempts; the last error
+    stays visible. The job's next end is mailed, even if its last one was.
 
     A number that meanwhile went live again in its project (another job) stays failed.
     """
+    restarted = _restart_numbers(failed)
+    if restarted:
+        notifications.forget_end(job.pk)
+    return restarted
+
+
+def _restart_numbers(failed: QuerySet) -> int:
     failed = failed.filter(status=ImportStatus.FAILED)
     fields = {
         "status": ImportStatus.PENDING,

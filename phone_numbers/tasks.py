@@ -1,11 +1,16 @@
+import logging
 from functools import cache
+from smtplib import SMTPException
 
 from celery import shared_task
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, models
 
-from phone_numbers import audit, importing, inventory, space_access
+from phone_numbers import audit, importing, inventory, notifications, space_access
 from phone_numbers.models import ImportJob, InventorySync, NumberImport, Project
+
+logger = logging.getLogger(__name__)
 
 # What import_phone_number loads: a number import with its job and project.
 LOADED_TOGETHER: tuple[type[models.Model], ...] = (NumberImport, ImportJob, Project)
@@ -33,6 +38,9 @@ def import_phone_number(number_import_pk: int) -> None:
     if number_import is None or number_import.is_finished:
         return
     importing.import_number(number_import)
+    if number_import.is_finished:
+        # Perhaps the job's last number: its starter is told (once, whoever finishes last).
+        notifications.notify_if_ended(number_import.job_id)
     importing.queue_pending(number_import.job)
 
 
@@ -91,6 +99,8 @@ def recover_stuck_imports() -> None:
     importing.recover_stuck_imports()
     space_access.end_stale_connection_checks()
     inventory.end_stale_syncs()
+    # Jobs that ended with no worker there to see it (cancelled, failed by recovery).
+    notifications.notify_ended_jobs()
 
 
 # acks_late is safe: run_sync claims the sync first, so a redelivered message finds it read by
@@ -113,3 +123,38 @@ def sync_every_inventory() -> None:
 @shared_task
 def write_held_back_login_events() -> None:
     audit.write_held_back_login_events()
+
+
+@shared_task(bind=True)
+def send_job_email(self, kind: str, job_id: int, user_id: int) -> None:
+    """Send one email about a job. Ids only: the message is built now, from the database.
+
+    A mail server that fails is tried again after PORTAL_EMAIL_RETRY_SECONDS, doubling up to
+    an hour, PORTAL_EMAIL_MAX_RETRIES times. The log names the job, the person's id and the
+    server's answer, never the mail password (smtplib's errors do not hold it).
+    """
+    try:
+        notifications.send(kind, job_id, user_id)
+    except (SMTPException, OSError) as exc:
+        tries = self.request.retries
+        problem = f"{type(exc).__name__}: {exc}"
+        if tries >= settings.PORTAL_EMAIL_MAX_RETRIES:
+            logger.error(
+                "Gave up the %s email of job %s to user %s after %s tries: %s",
+                kind,
+                job_id,
+                user_id,
+                tries + 1,
+                problem,
+            )
+            return
+        delay = min(settings.PORTAL_EMAIL_RETRY_SECONDS * 2**tries, 3600)
+        logger.warning(
+            "Could not send the %s email of job %s to user %s (%s); trying again in %s s",
+            kind,
+            job_id,
+            user_id,
+            problem,
+            delay,
+        )
+        raise self.retry(countdown=delay, max_retries=None) from None

@@ -33,6 +33,7 @@ urlpatterns = [
     path("jobs/<int:pk>/reject/", views.job_reject, name="job_reject"),
     path("jobs/<int:pk>/export.csv", views.job_export, name="job_export"),
     path("numbers/<int:pk>/retry/", views.number_retry, name="number_retry"),
+    path("account/email/", views.email_preferences, name="email_preferences"),
     path("audit/", views.audit_list, name="audit_list"),
     path("audit/export.csv", views.audit_export, name="audit_export"),
     path("numbers/<int:pk>/", views.number_detail, name="number_detail"),

@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from phone_numbers import audit, exports, health, importing, inventory, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
+    EmailPreferenceForm,
     ImportForm,
     NumberSearchForm,
     ProjectForm,
@@ -35,6 +36,7 @@ from phone_numbers.models import (
     RETRYABLE_CATEGORIES,
     AuditAction,
     AuditEntry,
+    EmailPreference,
     FailureCategory,
     ImportJob,
     ImportStatus,
@@ -540,7 +542,6 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status_filter": status_filter,
         "statuses": ImportStatus.choices,
         "page": page,
-        "retry_form": RetryNumberForm(),
         "has_retryable": job.numbers.filter(
             status=ImportStatus.FAILED, failure_category__in=RETRYABLE_CATEGORIES
         ).exists(),
@@ -687,10 +688,24 @@ def _check_may_approve(request: HttpRequest, job: ImportJob) -> None:
         raise PermissionDenied("Only an admin who did not start a job may approve or reject it.")
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @permission_required("phone_numbers.change_numberimport", raise_exception=True)
+@vary_on_headers("HX-Request")
 def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
-    number_import = get_object_or_404(NumberImport.objects.select_related("job"), pk=pk)
+    number_import = get_object_or_404(
+        NumberImport.objects.select_related("job", "job__project"), pk=pk
+    )
+    if request.method == "GET":
+        # The job page links each failed row here and swaps this form in only when it is
+        # opened: a hundred forms rendered on every poll were most of the page's time.
+        context = {
+            "number": number_import,
+            "job": number_import.job,
+            "cannot_retry": _why_not_retryable(number_import),
+        }
+        if request.htmx:
+            return render(request, "phone_numbers/partials/number_retry.html", context)
+        return render(request, "phone_numbers/number_retry.html", context)
     if number_import.failure_category == FailureCategory.DUPLICATE:
         messages.error(
             request,
@@ -719,6 +734,17 @@ def number_retry(request: HttpRequest, pk: int) -> HttpResponse:
             "already being imported by another job.",
         )
     return redirect(number_import.job)
+
+
+def _why_not_retryable(number_import: NumberImport) -> str:
+    """Why this number cannot be edited and retried, in words; empty if it can."""
+    if number_import.failure_category == FailureCategory.DUPLICATE:
+        return "It is already in the project, so a retry cannot import it again."
+    if number_import.status != ImportStatus.FAILED:
+        return f"It is {number_import.get_status_display().lower()}, not failed: nothing to retry."
+    if number_import.job.cancelled_at:
+        return "Its job was cancelled, so nothing of it is sent again."
+    return ""
 
 
 @require_GET
@@ -808,3 +834,25 @@ def login_locked_out(
         "next": request.POST.get("next", ""),
     }
     return render(request, "registration/login.html", context, status=429)
+
+
+@require_http_methods(["GET", "POST"])
+def email_preferences(request: HttpRequest) -> HttpResponse:
+    """Each person's own choice of job emails: every role has one, so no permission but a login."""
+    preference = EmailPreference.objects.filter(user=request.user).first() or EmailPreference(
+        user=request.user
+    )
+    # Not `request.POST or None`: an unticked box posts nothing, and that is a choice too.
+    form = EmailPreferenceForm(
+        request.POST if request.method == "POST" else None, instance=preference
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(
+            request,
+            "You will get emails about import jobs."
+            if form.instance.wants_job_emails
+            else "You will get no more emails about import jobs.",
+        )
+        return redirect("phone_numbers:email_preferences")
+    return render(request, "phone_numbers/email_preferences_form.html", {"form": form})

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -157,6 +158,8 @@ MIDDLEWARE = [
     "portal.middleware.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Below SessionMiddleware: it renews the session, which SessionMiddleware then saves.
+    "portal.middleware.SessionRenewalMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -283,9 +286,11 @@ AXES_LOCKOUT_CALLABLE = "phone_numbers.views.login_locked_out"
 PORTAL_TRUSTED_PROXIES = env_list("PORTAL_TRUSTED_PROXIES", [])
 AXES_CLIENT_IP_CALLABLE = "phone_numbers.audit.client_ip"
 
-# Sessions end after this much idle time; every request renews them.
+# Sessions end after this much idle time. A request renews its session when that was last
+# done this long ago (portal.middleware.SessionRenewalMiddleware), not on every request: a
+# minute, or a tenth of the idle time if that is shorter.
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_MINUTES", 8 * 60) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+SESSION_RENEW_SECONDS = min(60, SESSION_COOKIE_AGE // 10)
 # htmx reads the CSRF token from the page, so no script needs the cookie.
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
@@ -510,3 +515,148 @@ CELERY_BEAT_SCHEDULE["recover-stuck-imports"] = {
     "task": "phone_numbers.tasks.recover_stuck_imports",
     "schedule": timedelta(seconds=PORTAL_RECOVERY_INTERVAL_SECONDS),
 }
+
+
+# Email (phone_numbers/notifications.py): a job's end and a pause on credentials are mailed to
+# the people concerned, through Django's email framework. EMAIL_URL, or the usual EMAIL_HOST
+# and friends; local mode with neither writes each message to a file in var/mail/ (make run
+# needs no mail server); production with neither sends no email and says so at start-up.
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+_SMTP_SCHEMES = {
+    "smtp": (25, False, False),
+    "smtp+tls": (587, True, False),
+    "smtps": (465, False, True),
+}
+
+
+def email_from_url(url: str) -> dict[str, object]:
+    """The SMTP settings of EMAIL_URL: smtp://, smtp+tls:// (STARTTLS) or smtps:// (TLS), as
+    scheme://USER:PASSWORD@HOST:PORT with USER and PASSWORD percent-encoded."""
+    # The URL holds a password, so no message below repeats it.
+    parts = urlsplit(url)
+    if parts.scheme not in _SMTP_SCHEMES:
+        raise ImproperlyConfigured(
+            "EMAIL_URL must start with smtp:// (plain), smtp+tls:// (STARTTLS) or smtps:// "
+            "(TLS), like smtp+tls://USER:PASSWORD@mail.example.com:587"
+        )
+    default_port, use_tls, use_ssl = _SMTP_SCHEMES[parts.scheme]
+    try:
+        port = default_port if parts.port is None else parts.port
+        if port == 0:
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(
+            "EMAIL_URL has a port that is not a number from 1 to 65535"
+        ) from None
+    if not parts.hostname:
+        raise ImproperlyConfigured(
+            "EMAIL_URL names no mail server: smtp+tls://USER:PASSWORD@HOST:587"
+        )
+    return {
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }
+
+
+def email_from_variables() -> dict[str, object]:
+    """The SMTP settings of EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD,
+    EMAIL_USE_TLS and EMAIL_USE_SSL."""
+    use_tls = env_bool("EMAIL_USE_TLS", default=False)
+    use_ssl = env_bool("EMAIL_USE_SSL", default=False)
+    if use_tls and use_ssl:
+        raise ImproperlyConfigured(
+            "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: choose one (TLS is STARTTLS, "
+            "usually port 587; SSL is TLS from the start, usually port 465)"
+        )
+    port = env_int("EMAIL_PORT", 465 if use_ssl else 587 if use_tls else 25)
+    if not 1 <= port <= 65535:
+        raise ImproperlyConfigured(f"EMAIL_PORT must be a port from 1 to 65535, not {port}")
+    return {
+        "EMAIL_HOST": env_str("EMAIL_HOST"),
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": env_str("EMAIL_HOST_USER"),
+        "EMAIL_HOST_PASSWORD": os.environ.get("EMAIL_HOST_PASSWORD", ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+    }
+
+
+if env_str("EMAIL_URL") and env_str("EMAIL_HOST"):
+    raise ImproperlyConfigured("EMAIL_URL and EMAIL_HOST are both set: keep one of them")
+if env_str("EMAIL_URL") or env_str("EMAIL_HOST"):
+    _smtp = email_from_url(env_str("EMAIL_URL")) if env_str("EMAIL_URL") else email_from_variables()
+    _source = "EMAIL_URL" if env_str("EMAIL_URL") else "EMAIL_HOST_PASSWORD"
+    if (
+        _smtp["EMAIL_HOST_PASSWORD"]
+        and not (_smtp["EMAIL_USE_TLS"] or _smtp["EMAIL_USE_SSL"])
+        and _smtp["EMAIL_HOST"] not in _LOOPBACK
+    ):
+        # Like a SignalWire token, a mail password never crosses the network unencrypted.
+        raise ImproperlyConfigured(
+            f"{_source} would send the mail password unencrypted: use smtp+tls:// or smtps:// "
+            "(or EMAIL_USE_TLS / EMAIL_USE_SSL)"
+        )
+    globals().update(_smtp)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+elif LOCAL_MODE:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+# No email is queued at all without a mail server (phone_numbers.apps warns at start-up).
+PORTAL_EMAIL_ENABLED = EMAIL_BACKEND != "django.core.mail.backends.dummy.EmailBackend"
+# Seconds an SMTP connection may hang before a send fails (and is retried).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# A failed send is retried after this many seconds, doubling each time up to an hour, this
+# many times; then it is given up (and logged).
+PORTAL_EMAIL_RETRY_SECONDS = env_int("PORTAL_EMAIL_RETRY_SECONDS", 30)
+PORTAL_EMAIL_MAX_RETRIES = env_int("PORTAL_EMAIL_MAX_RETRIES", 8)
+for _name in ("EMAIL_TIMEOUT", "PORTAL_EMAIL_RETRY_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}")
+if PORTAL_EMAIL_MAX_RETRIES < 0:
+    raise ImproperlyConfigured(
+        f"PORTAL_EMAIL_MAX_RETRIES must be 0 or more, not {PORTAL_EMAIL_MAX_RETRIES}"
+    )
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL")
+if not DEFAULT_FROM_EMAIL:
+    if PORTAL_EMAIL_ENABLED and not LOCAL_MODE:
+        raise ImproperlyConfigured(
+            "DEFAULT_FROM_EMAIL is not set; production with a mail server requires the "
+            "sender's address, like Number Import Portal <portal@example.com>"
+        )
+    DEFAULT_FROM_EMAIL = "Number Import Portal <portal@localhost>"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+
+def base_url(raw: str) -> str:
+    """PORTAL_BASE_URL without its trailing slash: http(s)://host[:port][/path]."""
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            "PORTAL_BASE_URL must be the portal's address as people open it, like "
+            f"https://portal.example.com, not {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+# The portal's address as people open it, for the links in emails. Local mode: runportal's
+# address (runportal passes its own).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL")
+if PORTAL_BASE_URL:
+    PORTAL_BASE_URL = base_url(PORTAL_BASE_URL)
+elif LOCAL_MODE:
+    PORTAL_BASE_URL = "http://127.0.0.1:8000"
+elif PORTAL_EMAIL_ENABLED:
+    raise ImproperlyConfigured(
+        "PORTAL_BASE_URL is not set; production with a mail server requires the portal's "
+        "address for the links in emails, like https://portal.example.com"
+    )

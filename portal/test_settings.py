@@ -29,6 +29,10 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from portal.settings import *  # noqa: E402, F403
 
+# Notifications are queued in every test (pytest-django sends them to its locmem outbox; a
+# worker process to the dummy backend unless a test gives it EMAIL_URL), with working links.
+PORTAL_EMAIL_ENABLED = True
+PORTAL_BASE_URL = PORTAL_BASE_URL or "https://portal.example.test"  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Templates render without collectstatic, and the live-server tests speak plain HTTP.
 STORAGES = {

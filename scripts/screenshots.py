@@ -6,12 +6,14 @@ folder, seeds it with demo numbers, then drives Debian's Chromium through the pa
     .venv/bin/python scripts/screenshots.py
 """
 
+import html
 import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import requests
@@ -68,20 +70,39 @@ def main() -> None:
             while "is running at" not in (line := portal.stdout.readline()):
                 if not line:
                     sys.exit("the portal did not start")
+            # Three numbers of the import below are in the demo Space already: the job's
+            # email shows its failures by reason.
+            put_in_demo_space(simulator_port, [f"+1415555{index:04d}" for index in (7, 21, 42)])
             # Slow imports down, so the job page is caught in progress.
             requests.post(
                 f"http://127.0.0.1:{simulator_port}/__sim__/config",
                 json={"latency_min_ms": 400, "latency_max_ms": 700, "error_503_fraction": 0.08},
                 timeout=5,
             ).raise_for_status()
-            take_screenshots(f"http://127.0.0.1:{port}")
+            take_screenshots(f"http://127.0.0.1:{port}", Path(var_dir) / "mail")
         finally:
             portal.terminate()
             portal.wait(timeout=30)
     print(f"Screenshots written to {OUT_DIR.relative_to(REPO_DIR)}/")
 
 
-def take_screenshots(base: str) -> None:
+def put_in_demo_space(simulator_port: int, numbers: list[str]) -> None:
+    from phone_numbers.signalwire import API_PATH, SignalWireClient
+    from signalwire_simulator import DEMO_PROJECT_ID, DEMO_SPACE_HOST, DEMO_TOKEN
+
+    client = SignalWireClient(
+        DEMO_SPACE_HOST,
+        DEMO_PROJECT_ID,
+        DEMO_TOKEN,
+        base_url=f"http://127.0.0.1:{simulator_port}{API_PATH}",
+        timeout=(2, 5),
+        version="screenshots",
+    )
+    for number in numbers:
+        client.import_number(number, "longcode", ["sms", "voice", "fax", "mms"])
+
+
+def take_screenshots(base: str, mail_dir: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True
@@ -119,7 +140,31 @@ def take_screenshots(base: str) -> None:
         shot("numbers-search")
         page.locator("#number-results tbody a").first.click()
         shot("number-page")
+
+        page.goto(f"{base}/account/email/")
+        shot("email-preferences")
+        shoot_job_email(page, mail_dir)
         browser.close()
+
+
+def shoot_job_email(page, mail_dir: Path) -> None:
+    """The email that says the job above ended, as local mode's file backend wrote it to
+    var/mail/: kept as it is (.eml) and shown in the browser (.png)."""
+    deadline = time.monotonic() + 120
+    while not (files := sorted(mail_dir.glob("*.log"))):
+        if time.monotonic() > deadline:
+            sys.exit("no job email in var/mail/ within 120 s")
+        time.sleep(1)
+    time.sleep(1)  # the backend writes the file while it sends
+    # One file per connection: the message, then a line of dashes.
+    message = files[0].read_text().split("\n" + "-" * 79)[0]
+    (OUT_DIR / "email-job-ended.eml").write_text(message + "\n")
+    page.set_viewport_size({"width": 900, "height": 600})
+    page.set_content(
+        '<pre style="font: 14px/1.45 monospace; white-space: pre-wrap; margin: 24px">'
+        f"{html.escape(message)}</pre>"
+    )
+    page.screenshot(path=OUT_DIR / "email-job-ended.png", full_page=True)
 
 
 if __name__ == "__main__":

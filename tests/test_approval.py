@@ -6,6 +6,7 @@ from functools import partial
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core import mail
 from django.db import connections
 from django.test import RequestFactory
 from django.urls import reverse
@@ -23,7 +24,7 @@ from phone_numbers.models import (
 )
 from phone_numbers.number_input import read_pasted
 from phone_numbers.roles import ADMINS
-from phone_numbers.tasks import import_phone_number
+from phone_numbers.tasks import import_phone_number, send_job_email
 from tests.fakes import FakeSignalWire
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
@@ -109,6 +110,34 @@ def test_a_job_of_more_numbers_than_the_threshold_awaits_approval_with_nothing_q
     assert set(large_job.numbers.values_list("status", "queued_at")) == {
         (ImportStatus.PENDING, None)
     }
+
+
+def test_a_job_that_starts_awaiting_approval_mails_the_other_admins_once(
+    project,
+    admin_user,
+    other_admin,
+    sent,
+    settings,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # The email task runs at once, as a worker would: the outbox holds what was sent.
+    monkeypatch.setattr(send_job_email, "apply_async", lambda args, **kwargs: send_job_email(*args))
+    admin_user.email, other_admin.email = "ada@example.com", "bea@example.com"
+    admin_user.save()
+    other_admin.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = start(project, admin_user, THRESHOLD + 1)
+        # A repeated confirm finds the same job and asks nobody again.
+        start(project, admin_user, THRESHOLD + 1)
+        start(project, admin_user, THRESHOLD, first=100)
+
+    [message] = mail.outbox
+    assert message.to == ["bea@example.com"]
+    assert f"Job {job.pk} " in message.subject
+    assert "approval" in message.subject
 
 
 def test_a_job_of_exactly_the_threshold_needs_no_approval_and_is_queued(

@@ -194,6 +194,7 @@ def test_every_admin_page_and_htmx_state_is_accessible(page, live_server, log_in
         ("jobs list", "/jobs/"),
         ("job page, running", f"/jobs/{portal_data['running'].pk}/"),
         ("job page, finished", f"/jobs/{portal_data['finished'].pk}/"),
+        ("edit and retry, its own page", f"/numbers/{portal_data['failed'].pk}/retry/"),
         ("projects list", "/projects/"),
         ("projects list, no match", "/projects/?q=nothing-like-this"),
         ("project page", f"/projects/{project.pk}/"),
@@ -202,6 +203,7 @@ def test_every_admin_page_and_htmx_state_is_accessible(page, live_server, log_in
         ("audit log", "/audit/"),
         ("404 page", "/jobs/999999/"),
         ("password change", "/password/"),
+        ("email preferences", "/account/email/"),
     ]
     for name, path in pages:
         visit(page, live_server.url + path)
@@ -269,11 +271,13 @@ def test_every_support_page_is_accessible(page, live_server, log_in, portal_data
         ("number page, failed", f"/numbers/{portal_data['failed'].pk}/"),
         ("jobs list", "/jobs/"),
         ("job page, finished", f"/jobs/{portal_data['finished'].pk}/"),
+        ("edit and retry, its own page", f"/numbers/{portal_data['failed'].pk}/retry/"),
         ("projects list", "/projects/"),
         ("project page", f"/projects/{portal_data['project'].pk}/"),
         ("403 page (audit log)", "/audit/"),
         ("403 page (project form)", "/projects/new/"),
         ("new import", "/imports/new/"),
+        ("email preferences", "/account/email/"),
     ]
     for name, path in pages:
         visit(page, live_server.url + path)
@@ -387,18 +391,26 @@ def test_a_whole_import_works_from_the_keyboard_with_a_visible_focus(
     job.numbers.filter(number="+14155550151").update(
         status="failed", attempts=1, failure_category=FailureCategory.INVALID_INPUT
     )
-    expect(page.locator(".retry-one summary")).to_be_visible()
+    expect(page.locator("a.retry-one")).to_be_visible()
     cancel = lambda e: e["text"] == "Cancel 1 not yet sent"  # noqa: E731
     tab_to(page, cancel, "the Cancel button")
     with page.expect_response(lambda response: response.url == page.url):
         pass  # the next poll
     page.wait_for_timeout(SETTLE_MS)
     assert cancel(focused(page)), f"a poll took the focus: {focused(page)}"
-    tab_to(page, lambda e: e["text"] == "Edit and retry", "Edit and retry")
+    # The row's link brings its form in, with the focus on its first field (a screen reader
+    # says where it is), and the polls leave it alone until it is sent.
+    link = tab_to(page, lambda e: e["text"].startswith("Edit and retry"), "Edit and retry")
+    # Each row's link names its number, for a screen reader's list of links.
+    assert (link["tag"], " ".join(link["text"].split())) == (
+        "a",
+        "Edit and retry +1 415-555-0151",
+    ), link
     page.keyboard.press("Enter")
+    expect(page.locator(".retry-one")).to_have_attribute("open", "")
     page.wait_for_timeout(POLL_MS * 2)
     expect(page.locator(".retry-one")).to_have_attribute("open", "")
-    tab_to(page, lambda e: e["name"] == "number_type", "the number type")
+    assert focused(page)["name"] == "number_type", f"the form's field has no focus: {focused(page)}"
     page.keyboard.press("ArrowDown")
     tab_to(page, lambda e: e["text"] == "Retry", "Retry")
     page.keyboard.press("Enter")
@@ -572,6 +584,23 @@ def test_the_preview_shows_labels_formatted_numbers_and_separated_counts(
     # The page holds a hundred rows: its top part says it all.
     preview.locator("h2").scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOT_DIR / "words-preview-labels-and-counts.png")
+
+
+def test_edit_and_retry_works_without_javascript(page, live_server, log_in, portal_data):
+    # The row's link is a real link: without script it opens the form on a page of its own.
+    no_script = page.context.browser.new_context(java_script_enabled=False).new_page()
+    log_in(no_script, "sam", "support-pass-1")
+    visit(no_script, f"{live_server.url}/jobs/{portal_data['finished'].pk}/")
+
+    no_script.locator("a.retry-one").click()
+    no_script.wait_for_url(f"{live_server.url}/numbers/{portal_data['failed'].pk}/retry/")
+    expect(no_script.locator("main h1")).to_contain_text("Edit and retry +1 415-555-0101")
+    no_script.get_by_label("Type").select_option("tollfree")
+    no_script.locator("main").get_by_role("button", name="Retry").click()
+
+    no_script.wait_for_url(f"{live_server.url}/jobs/{portal_data['finished'].pk}/")
+    expect(no_script.locator(".messages")).to_have_text("+1 415-555-0101 is being retried.")
+    assert NumberImport.objects.get(pk=portal_data["failed"].pk).number_type == "tollfree"
 
 
 def test_the_job_rows_and_a_retried_row_name_numbers_as_people_read_them(

@@ -1,15 +1,20 @@
 import json
 import re
+import time
 from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django.asserts import assertContains
 
 from phone_numbers import audit
 from phone_numbers.models import AuditAction
+from portal.middleware import SESSION_RENEWED_AT
 from tests.conftest import run_manage
 from tests.test_settings import PRODUCTION_ENV
 from tests.test_url_roles import ACCESS, ADMINS_ONLY, ANY_ROLE, url_for
@@ -21,7 +26,7 @@ SHOW_SECURITY_SETTINGS = (
     "from django.conf import settings as s; import json; print(json.dumps({name: "
     "getattr(s, name) for name in ['SESSION_COOKIE_SECURE', 'SESSION_COOKIE_HTTPONLY', "
     "'SESSION_COOKIE_SAMESITE', 'CSRF_COOKIE_SECURE', 'CSRF_COOKIE_HTTPONLY', "
-    "'CSRF_COOKIE_SAMESITE', 'SESSION_COOKIE_AGE', 'SESSION_SAVE_EVERY_REQUEST', "
+    "'CSRF_COOKIE_SAMESITE', 'SESSION_COOKIE_AGE', 'SESSION_RENEW_SECONDS', "
     "'SECURE_HSTS_SECONDS', 'AXES_FAILURE_LIMIT', 'PORTAL_LOGIN_COOLOFF_MINUTES']}))"
 )
 
@@ -56,7 +61,7 @@ def test_idle_expiry_and_login_throttling_are_read_from_the_environment(local_mo
     values = security_settings(env)
 
     assert values["SESSION_COOKIE_AGE"] == 30 * 60
-    assert values["SESSION_SAVE_EVERY_REQUEST"] is True
+    assert values["SESSION_RENEW_SECONDS"] == 60
     assert (values["AXES_FAILURE_LIMIT"], values["PORTAL_LOGIN_COOLOFF_MINUTES"]) == (3, 60)
 
 
@@ -75,21 +80,93 @@ def test_the_session_cookie_a_login_sets_is_httponly_samesite_and_secure_when_as
     assert cookie["max-age"] == settings.SESSION_COOKIE_AGE
 
 
+def test_a_short_idle_time_renews_its_sessions_at_a_tenth_of_it(local_mode_env):
+    values = security_settings({**local_mode_env, "PORTAL_SESSION_IDLE_MINUTES": "5"})
+
+    assert (values["SESSION_COOKIE_AGE"], values["SESSION_RENEW_SECONDS"]) == (300, 30)
+
+
+def session_writes(queries: CaptureQueriesContext) -> list[str]:
+    return [
+        query["sql"]
+        for query in queries
+        if "django_session" in query["sql"] and not query["sql"].startswith("SELECT")
+    ]
+
+
+def renewed(client, seconds_ago: int) -> None:
+    """The client's session as last renewed that long ago, expiring in a minute."""
+    session = client.session
+    session[SESSION_RENEWED_AT] = int(time.time()) - seconds_ago
+    session.save()
+    Session.objects.filter(pk=session.session_key).update(
+        expire_date=timezone.now() + timedelta(minutes=1)
+    )
+
+
 @pytest.mark.django_db
-def test_a_session_idle_past_its_age_ends_and_every_request_renews_it(client, support_user):
+def test_a_session_idle_past_its_age_ends(client, support_user):
     client.force_login(support_user)
     home = reverse("phone_numbers:home")
-    session = Session.objects.get()
-    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() + timedelta(minutes=1))
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
 
-    assert client.get(home).status_code == 200
-    renewed = Session.objects.get(pk=session.pk).expire_date
-    assert renewed > timezone.now() + timedelta(minutes=60)
-
-    Session.objects.filter(pk=session.pk).update(expire_date=timezone.now() - timedelta(seconds=1))
     response = client.get(home)
+
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_a_request_a_minute_after_the_last_renewal_renews_the_session(
+    client, support_user, settings
+):
+    client.force_login(support_user)
+    renewed(client, seconds_ago=settings.SESSION_RENEW_SECONDS)
+
+    response = client.get(reverse("phone_numbers:home"))
+
+    assert response.status_code == 200
+    assert Session.objects.get().expire_date > timezone.now() + timedelta(minutes=60)
+    assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == settings.SESSION_COOKIE_AGE
+    assert client.session[SESSION_RENEWED_AT] >= int(time.time()) - 5
+
+
+@pytest.mark.django_db
+def test_a_poll_within_a_minute_of_the_last_renewal_writes_no_session(
+    client, support_user, settings, project_job_and_number
+):
+    client.force_login(support_user)
+    renewed(client, seconds_ago=settings.SESSION_RENEW_SECONDS - 5)
+    expiry = Session.objects.get().expire_date
+    poll = reverse("phone_numbers:job_detail", args=[project_job_and_number["job"].pk])
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(poll, headers=HTMX)
+
+    assertContains(response, 'hx-trigger="every 2s"')
+    assert session_writes(queries) == []
+    assert settings.SESSION_COOKIE_NAME not in response.cookies
+    assert Session.objects.get().expire_date == expiry
+
+
+@pytest.mark.django_db
+def test_a_login_renews_its_new_session_in_the_same_write(client, support_user):
+    client.post(reverse("login"), {"username": "sam", "password": "support-pass-1"})
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("phone_numbers:home"))
+
+    assert response.status_code == 200
+    assert session_writes(queries) == []
+
+
+@pytest.mark.django_db
+def test_logging_out_leaves_no_session_behind(client, support_user):
+    client.force_login(support_user)
+
+    client.post(reverse("logout"))
+
+    assert not Session.objects.exists()
 
 
 class InlineCodeFinder(HTMLParser):

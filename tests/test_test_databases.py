@@ -38,6 +38,7 @@ POSTGRESQL_PASS_ONLY = {
     "test_capabilities.py": "no database: the capability names and labels",
     "test_chaos.py": "production's servers: restarts Redis and PostgreSQL under load",
     "test_embedded_default.py": "starts local mode itself, on SQLite, in other processes",
+    "test_email_settings.py": "settings read in other processes, local mode's included",
     "test_error_reports.py": "no database: what Django's debug page and error reports show",
     "test_settings.py": "settings read in other processes, local mode's included",
     "test_signalwire.py": "no database: the SignalWire client",

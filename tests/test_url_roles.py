@@ -21,6 +21,7 @@ ACCESS = {
     "logout": (ANY_ROLE, None),
     "password_change": (ANY_ROLE, None),
     "password_change_done": (ANY_ROLE, None),
+    "phone_numbers:email_preferences": (ANY_ROLE, None),
     "phone_numbers:healthz": (PUBLIC, None),
     "favicon": (PUBLIC, None),
     "phone_numbers:home": (ANY_ROLE, None),

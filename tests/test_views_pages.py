@@ -12,7 +12,12 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
-from pytest_django.asserts import assertContains, assertNotContains, assertTemplateUsed
+from pytest_django.asserts import (
+    assertContains,
+    assertNotContains,
+    assertTemplateNotUsed,
+    assertTemplateUsed,
+)
 
 from phone_numbers import importing, views
 from phone_numbers.models import (
@@ -133,6 +138,112 @@ def test_edit_and_retry_is_neither_offered_nor_accepted_on_a_duplicate(
     first.refresh_from_db()
     assert (first.status, first.number_type) == (ImportStatus.FAILED, "longcode")
     assert not AuditEntry.objects.filter(action=AuditAction.NUMBER_RETRIED).exists()
+
+
+def test_the_job_page_links_each_failed_row_to_its_form_and_renders_none(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    job = start(project, support_user)
+    first, second = job.numbers.order_by("pk")
+    fail(first, "invalid_input")
+    fail(second, "upstream")
+
+    response = job_page(client, job)
+
+    for number in (first, second):
+        url = reverse("phone_numbers:number_retry", args=[number.pk])
+        assertContains(response, f'href="{url}" hx-get="{url}" hx-swap="outerHTML"', count=1)
+    assertNotContains(response, 'name="number_type"')
+    assertNotContains(response, "<details")
+
+
+def test_edit_and_retry_opens_on_a_page_of_its_own_or_in_the_row_with_htmx(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    job = start(project, support_user)
+    first = job.numbers.order_by("pk").first()
+    fail(first, "invalid_input")
+    url = reverse("phone_numbers:number_retry", args=[first.pk])
+
+    whole_page = client.get(url)
+    in_the_row = client.get(url, headers=HTMX)
+
+    assertTemplateUsed(whole_page, "phone_numbers/number_retry.html")
+    assertContains(whole_page, f'<a href="{job.get_absolute_url()}">Job {job.pk}</a>')
+    assertTemplateUsed(in_the_row, "phone_numbers/partials/number_retry.html")
+    assertTemplateNotUsed(in_the_row, "base.html")
+    assertContains(in_the_row, f'<details id="number-{first.pk}-retry" class="retry-one" open>')
+    assert in_the_row["Vary"] == "HX-Request, Cookie"
+    for response in (whole_page, in_the_row):
+        assertContains(response, f'<form method="post" action="{url}" class="inline-form">')
+        # The form starts from the number as it failed: its type and capabilities.
+        assertContains(response, '<option value="longcode" selected>Long code</option>', html=True)
+        assertContains(
+            response, '<input type="checkbox" name="capabilities" value="sms" checked>', html=True
+        )
+        assertContains(
+            response, '<input type="checkbox" name="capabilities" value="voice">', html=True
+        )
+
+
+def test_the_opened_form_retries_the_number_as_edited(client, support_user, project):
+    client.force_login(support_user)
+    job = start(project, support_user)
+    first = job.numbers.order_by("pk").first()
+    fail(first, "invalid_input")
+    url = reverse("phone_numbers:number_retry", args=[first.pk])
+
+    client.get(url, headers=HTMX)
+    response = client.post(url, {"number_type": "tollfree", "capabilities": ["voice"]})
+
+    assert response.status_code == 302
+    assert response["Location"] == job.get_absolute_url()
+    first.refresh_from_db()
+    assert (first.status, first.number_type, first.capabilities) == (
+        ImportStatus.PENDING,
+        "tollfree",
+        ["voice"],
+    )
+
+
+def test_edit_and_retry_says_why_a_number_it_cannot_retry_is_not_offered(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    job = start(project, support_user, numbers=("+14155550100", "+14155550101", "+14155550102"))
+    duplicate, imported, cancelled = job.numbers.order_by("pk")
+    fail(duplicate, "duplicate")
+    NumberImport.objects.filter(pk=imported.pk).update(status=ImportStatus.IMPORTED)
+    other = start(project, support_user, numbers=("+14155550199",))
+    fail(other.numbers.get(), "invalid_input")
+    ImportJob.objects.filter(pk=other.pk).update(cancelled_at=timezone.now())
+    reasons = {
+        duplicate.pk: "It is already in the project, so a retry cannot import it again.",
+        imported.pk: "It is imported, not failed: nothing to retry.",
+        other.numbers.get().pk: "Its job was cancelled, so nothing of it is sent again.",
+    }
+
+    for pk, reason in reasons.items():
+        url = reverse("phone_numbers:number_retry", args=[pk])
+        for headers in ({}, HTMX):
+            response = client.get(url, headers=headers)
+            assertContains(response, reason)
+            assertNotContains(response, 'name="number_type"')
+
+
+def test_edit_and_retry_is_not_opened_for_a_user_without_a_role(client, support_user, project):
+    job = start(project, support_user)
+    first = job.numbers.order_by("pk").first()
+    fail(first, "invalid_input")
+    client.force_login(User.objects.create_user("nobody", password="nobody-pass-1"))
+
+    for headers in ({}, HTMX):
+        response = client.get(
+            reverse("phone_numbers:number_retry", args=[first.pk]), headers=headers
+        )
+        assert response.status_code == 403
 
 
 # -- Where a duplicate already is ---------------------------------------------------------------

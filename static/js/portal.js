@@ -53,8 +53,24 @@ function focusSelector(element) {
   return null;
 }
 
+// A row's "Edit and retry" form, once opened, is not replaced under the person filling it:
+// the region waits until it is closed or sent. A poll already on its way when the form was
+// opened is dropped on arrival; later ones are not sent.
+function isHeldOpen(region) {
+  return region.matches("[hx-trigger^='every']") && region.querySelector("details[open]");
+}
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (isHeldOpen(event.detail.elt)) {
+    event.preventDefault();
+  }
+});
+
 let focusedBeforeSwap = null;
 document.addEventListener("htmx:beforeSwap", (event) => {
+  if (isHeldOpen(event.detail.elt)) {
+    event.detail.shouldSwap = false;
+    return;
+  }
   const active = document.activeElement;
   const inside = active && active !== document.body && event.detail.target.contains(active);
   focusedBeforeSwap = inside ? focusSelector(active) : null;
@@ -63,15 +79,6 @@ document.addEventListener("htmx:afterSwap", () => {
   if (focusedBeforeSwap) {
     document.querySelector(focusedBeforeSwap)?.focus();
     focusedBeforeSwap = null;
-  }
-});
-
-// Nor is a row's "Edit and retry" form, once opened, replaced under the person filling it:
-// the region waits until it is closed or sent.
-document.addEventListener("htmx:beforeRequest", (event) => {
-  const region = event.detail.elt;
-  if (region.matches("[hx-trigger^='every']") && region.querySelector("details[open]")) {
-    event.preventDefault();
   }
 });
 

@@ -46,7 +46,10 @@ def create_first_admin() -> tuple[bool, str | None]:
         return False, None
     password = os.environ.get("PORTAL_ADMIN_PASSWORD")
     generated = None if password else secrets.token_urlsafe(12)
-    admin = users.objects.create_superuser(ADMIN_USERNAME, password=password or generated)
+    # An address, so that the job emails of a local portal show in var/mail/.
+    admin = users.objects.create_superuser(
+        ADMIN_USERNAME, email=f"{ADMIN_USERNAME}@localhost", password=password or generated
+    )
     admin.groups.add(Group.objects.get(name=ADMINS))
     return True, generated
 
@@ -199,6 +202,8 @@ class Command(BaseCommand):
             **os.environ,
             "SIGNALWIRE_BASE_URL": f"http://127.0.0.1:{simulator_port}{API_PATH}",
             "PORTAL_ALLOW_SIGNALWIRE_BASE_URL": "true",
+            # The links in emails (var/mail/ unless a mail server is configured).
+            "PORTAL_BASE_URL": os.environ.get("PORTAL_BASE_URL") or f"http://{address}",
         }
         # A SIGTERM (from a supervisor or a test) stops the portal like Ctrl-C does.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
