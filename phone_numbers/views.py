@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, exports, health, importing, logins, previews
+from phone_numbers import audit, exports, health, importing, inventory, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     EmailPreferenceForm,
@@ -39,6 +40,7 @@ from phone_numbers.models import (
     FailureCategory,
     ImportJob,
     ImportStatus,
+    InventorySync,
     NumberImport,
     Project,
 )
@@ -47,6 +49,7 @@ from phone_numbers.templatetags.portal import phone, thousands
 
 PROJECT_SEARCH_MAX_LENGTH = 200
 PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
+INVENTORY_PARTIAL = "phone_numbers/partials/project_inventory.html"
 # The preview's choice of one of a line's readings, or of a row's type (see with_choices).
 _CHOICE_FIELD = re.compile(r"(?:reading|type)-(?P<line>[0-9]+)")
 JOB_ROWS_PAGE_SIZE = 100
@@ -239,8 +242,12 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=pk)
     context = {"project": project}
+    if request.htmx and request.htmx.target == f"project-{project.pk}-inventory":
+        context |= inventory.last_sync_and_drift(project)
+        return render(request, INVENTORY_PARTIAL, context)
     if request.htmx:
         return render(request, "phone_numbers/partials/project_connection.html", context)
+    context |= inventory.last_sync_and_drift(project)
     context["has_unreadable_token"] = project.has_unreadable_token
     if request.user.has_perm("phone_numbers.view_importjob"):
         jobs = project.jobs.select_related("created_by").order_by("-created_at", "-pk")
@@ -333,6 +340,28 @@ def project_check_connection(request: HttpRequest, pk: int) -> HttpResponse:
             request, "phone_numbers/partials/project_connection.html", {"project": project}
         )
     return redirect("phone_numbers:project_detail", pk=project.pk)
+
+
+@require_POST
+@permission_required("phone_numbers.change_project", raise_exception=True)
+def project_sync_inventory(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(Project, pk=pk)
+    sync = inventory.request_sync(project, InventorySync.Trigger.MANUAL, by=request.user)
+    if sync is None:
+        # The panel shows the running sync; a full page says why nothing new started.
+        if not request.htmx:
+            messages.info(request, "A sync of this project is already running.")
+    else:
+        audit.record(
+            request,
+            AuditAction.INVENTORY_SYNC_REQUESTED,
+            project=project,
+            target=f"Inventory sync {sync.pk}",
+        )
+    if request.htmx:
+        context = {"project": project} | inventory.last_sync_and_drift(project)
+        return render(request, INVENTORY_PARTIAL, context)
+    return redirect(f"{reverse('phone_numbers:project_detail', args=[project.pk])}#inventory")
 
 
 @require_POST

@@ -31,6 +31,7 @@ ACCESS = {
     "phone_numbers:project_edit": (ADMINS_ONLY, "project"),
     "phone_numbers:project_check_connection": (ADMINS_ONLY, "project"),
     "phone_numbers:project_set_active": (ADMINS_ONLY, "project"),
+    "phone_numbers:project_sync_inventory": (ADMINS_ONLY, "project"),
     "phone_numbers:import_new": (ANY_ROLE, None),
     "phone_numbers:job_list": (ANY_ROLE, None),
     "phone_numbers:job_detail": (ANY_ROLE, "job"),
