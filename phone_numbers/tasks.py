@@ -38,9 +38,10 @@ def import_phone_number(number_import_pk: int) -> None:
     if number_import is None or number_import.is_finished:
         return
     importing.import_number(number_import)
-    if number_import.is_finished:
-        # Perhaps the job's last number: its starter is told (once, whoever finishes last).
-        notifications.notify_if_ended(number_import.job_id)
+    # Perhaps the job's last number: whoever finishes last (once), its starter is told and
+    # its Space's inventory read again.
+    if number_import.is_finished and notifications.notify_if_ended(number_import.job_id):
+        inventory.queue_inventory_sync_after_job(number_import.job_id)
     importing.queue_pending(number_import.job)
 
 
@@ -100,7 +101,8 @@ def recover_stuck_imports() -> None:
     space_access.end_stale_connection_checks()
     inventory.end_stale_syncs()
     # Jobs that ended with no worker there to see it (cancelled, failed by recovery).
-    notifications.notify_ended_jobs()
+    for job_id in notifications.notify_ended_jobs():
+        inventory.queue_inventory_sync_after_job(job_id)
 
 
 # acks_late is safe: run_sync claims the sync first, so a redelivered message finds it read by

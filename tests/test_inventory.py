@@ -14,6 +14,7 @@ from phone_numbers.models import (
     AuditAction,
     AuditEntry,
     ImportJob,
+    ImportStatus,
     InventorySync,
     NumberImport,
     RateLimitBucket,
@@ -23,8 +24,13 @@ from phone_numbers.models import (
 from phone_numbers.number_input import read_pasted
 from phone_numbers.rate_limit import book_send_slot
 from phone_numbers.signalwire import CredentialsRejected, SignalWireUnavailable
-from phone_numbers.tasks import import_phone_number, sync_every_inventory, sync_inventory
-from tests.fakes import FakeSpaceList, space_number
+from phone_numbers.tasks import (
+    import_phone_number,
+    recover_stuck_imports,
+    sync_every_inventory,
+    sync_inventory,
+)
+from tests.fakes import FakeSignalWire, FakeSpaceList, space_number
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
@@ -559,6 +565,43 @@ def test_a_sync_is_queued_after_a_job_ends(
     assert sync.trigger == InventorySync.Trigger.AFTER_JOB
     assert sync.status == InventorySync.Status.RUNNING
     assert queued == [sync.pk]
+
+
+def test_the_worker_that_finishes_a_jobs_last_number_queues_one_sync_of_its_space(
+    project, imported, queued, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_RATE_LIMIT_PER_SPACE = 1_000_000
+    imported(["+14155550100", "+14155550101"])
+    NumberImport.objects.update(status=ImportStatus.PENDING, imported_at=None, sid="")
+    first, last = NumberImport.objects.order_by("pk")
+    monkeypatch.setattr(importing, "client_for", lambda project: FakeSignalWire())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        import_phone_number(first.pk)
+    assert queued == []
+    with django_capture_on_commit_callbacks(execute=True):
+        import_phone_number(last.pk)
+        # A redelivered message of the last number finds the end already seen.
+        import_phone_number(last.pk)
+
+    [sync] = InventorySync.objects.filter(pk__in=queued)
+    assert sync.trigger == InventorySync.Trigger.AFTER_JOB
+
+
+def test_recovery_queues_a_sync_after_a_job_that_ended_with_no_worker_there(
+    project, imported, queued, django_capture_on_commit_callbacks
+):
+    imported(["+14155550100"])
+    NumberImport.objects.update(status=ImportStatus.PENDING, imported_at=None, sid="")
+    job = ImportJob.objects.get()
+    importing.cancel_pending(job)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        recover_stuck_imports()
+        recover_stuck_imports()
+
+    [sync] = InventorySync.objects.filter(pk__in=queued)
+    assert sync.trigger == InventorySync.Trigger.AFTER_JOB
 
 
 def test_no_sync_after_a_job_of_an_inactive_project_or_while_one_runs(project, imported, queued):
