@@ -548,6 +548,13 @@ class NumberImport(models.Model):
                 condition=Q(status=ImportStatus.PENDING, queued_at__isnull=True),
                 name="numberimport_ready_to_send",
             ),
+            # The numbers list's "Imported, no longer in the Space": the few missing, newest
+            # first, without walking a million ids past the ones still there.
+            models.Index(
+                fields=["id"],
+                condition=Q(missing_from_space_since__isnull=False),
+                name="numberimport_missing",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -880,6 +887,18 @@ class SpaceNumber(models.Model):
         indexes = [
             models.Index(fields=["project", "number"], name="spacenumber_project_number"),
             models.Index(fields=["number"], name="spacenumber_number"),
+            # The numbers list's numbers only in a Space, newest first, and its "Imported,
+            # SignalWire's record differs"; PostgreSQL's search indexes are migration 0015's.
+            models.Index(
+                fields=["id"],
+                condition=Q(number_import__isnull=True),
+                name="spacenumber_not_imported",
+            ),
+            models.Index(
+                fields=["number_import"],
+                condition=Q(differs_from_import=True),
+                name="spacenumber_differs",
+            ),
         ]
 
     def __str__(self) -> str:
