@@ -460,3 +460,18 @@ def test_a_digit_search_of_the_spaces_gives_the_same_rows_whichever_way_it_finds
             .values_list("number", flat=True)
         )
         assert listed(client, **params)[1] == expected[:50]
+
+
+def test_the_export_of_a_drift_filter_holds_only_its_imports(client, support_user, drift):
+    client.force_login(support_user)
+
+    def exported(**params) -> str:
+        response = client.get(reverse("phone_numbers:number_export"), params)
+        return b"".join(response.streaming_content).decode()
+
+    missing, not_imported = exported(inventory="missing"), exported(inventory="not_imported")
+
+    assert drift["missing"] in missing
+    assert drift["in_step"] not in missing and drift["differs"] not in missing
+    # The export holds the portal's imports only: none is "not imported by the portal".
+    assert not any(drift[kind] in not_imported for kind in ("in_step", "missing", "differs"))
