@@ -441,8 +441,10 @@ def filtered(
     if drift == Drift.MISSING:
         numbers = numbers.filter(missing_from_space_since__isnull=False)
     elif drift == Drift.DIFFERS:
-        differing = SpaceNumber.objects.filter(differs_from_import=True)
-        numbers = numbers.filter(pk__in=differing.values("number_import"))
+        # A join, not `pk IN (...)`: PostgreSQL then walks the few differing records newest
+        # first (index spacenumber_differs) instead of the imports' million ids (0.2 ms
+        # against 850 ms). A sync links an import to one record of its project's Space.
+        numbers = numbers.filter(space_numbers__differs_from_import=True)
     if "q" in given:
         numbers = matching(numbers, given["q"], fragments)
     numbers = numbers.filter(
