@@ -349,13 +349,12 @@ def numbers_page(
     newest first. The imports come first so that the list of what the portal did reads as
     it always has; the rest of each Space follows its last import."""
     fragments = searched_fragments(given["q"]) if "q" in given else None
+    # `filtered` gives no imports for "not imported" too; asking saves PostgreSQL's plan.
     imports = page(given, start, size, fragments) if lists_imports(given) else []
     if len(imports) == size or not lists_space_numbers(given):
         return imports, []
     # Where the imports end: on this page, or on an earlier one (then counted, up to `start`).
-    if not lists_imports(given):
-        ending = 0
-    elif imports or start == 0:
+    if imports or start == 0:
         ending = start + len(imports)
     else:
         ending = _imports_up_to(given, fragments, start)
