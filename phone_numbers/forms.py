@@ -440,6 +440,10 @@ class NumberSearchForm(forms.Form):
         """`numbers` narrowed by every field that validated."""
         return search.filtered(numbers, self.given())
 
+    def space_numbers(self) -> "QuerySet[SpaceNumber]":
+        """The numbers only in a Space that match every field that validated."""
+        return search.space_numbers(self.given())
+
 
 class AuditFilterForm(forms.Form):
     """The audit page's filters, read from the URL; a field that does not validate is left out."""

@@ -396,6 +396,14 @@ def space_page(
     return newest_page(space_filtered(rows, given, fragments), start, size)
 
 
+def space_numbers(given: dict) -> "QuerySet[SpaceNumber]":
+    """Every number only in a Space that matches `given`, for the export (newest first)."""
+    if not lists_space_numbers(given):
+        return SpaceNumber.objects.none()
+    space_only = SpaceNumber.objects.filter(number_import__isnull=True)
+    return space_filtered(space_only.select_related("project"), given).order_by("-pk")
+
+
 def space_filtered(
     numbers: "QuerySet[SpaceNumber]", given: dict, fragments: list[str] | None = None
 ) -> "QuerySet[SpaceNumber]":

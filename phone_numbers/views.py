@@ -165,7 +165,9 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
     numbers = search.filtered(
         NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
     )
-    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv")
+    # As on the page: the imports, then the numbers only in a Space.
+    in_spaces = (search.space_numbers(), exports.SPACE_NUMBER_COLUMNS)
+    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv", then=[in_spaces])
 
 
 @require_GET

@@ -2,6 +2,8 @@
 (issue 17): numbers only in a Space are found like imports, drift has its filters, a number
 page shows the Space's record beside the import's."""
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -12,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
+from phone_numbers import exports
 from phone_numbers.models import (
     ImportJob,
     InventorySync,
@@ -462,16 +465,30 @@ def test_a_digit_search_of_the_spaces_gives_the_same_rows_whichever_way_it_finds
         assert listed(client, **params)[1] == expected[:50]
 
 
-def test_the_export_of_a_drift_filter_holds_only_its_imports(client, support_user, drift):
+def test_the_export_of_a_drift_filter_holds_exactly_its_numbers(client, support_user, drift):
     client.force_login(support_user)
 
-    def exported(**params) -> str:
+    def exported(**params) -> list[dict]:
         response = client.get(reverse("phone_numbers:number_export"), params)
-        return b"".join(response.streaming_content).decode()
+        return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
 
-    missing, not_imported = exported(inventory="missing"), exported(inventory="not_imported")
+    every, missing = exported(), exported(inventory="missing")
+    not_imported = exported(inventory="not_imported", q="415 555")
 
-    assert drift["missing"] in missing
-    assert drift["in_step"] not in missing and drift["differs"] not in missing
-    # The export holds the portal's imports only: none is "not imported by the portal".
-    assert not any(drift[kind] in not_imported for kind in ("in_step", "missing", "differs"))
+    assert [row["number"] for row in missing] == [drift["missing"]]
+    assert [(row["number"], row["status"], row["project"], row["job"]) for row in not_imported] == [
+        (drift["not_imported"], "in_space_not_imported", "Globex Corp", "")
+    ]
+    # As on the page: the imports, then the numbers only in a Space.
+    assert [row["number"] for row in every] == [
+        drift["differs"],
+        drift["missing"],
+        drift["in_step"],
+        drift["not_imported"],
+    ]
+
+
+def test_a_number_only_in_a_space_is_exported_under_the_same_headers():
+    assert [column.header for column in exports.SPACE_NUMBER_COLUMNS] == [
+        column.header for column in exports.NUMBER_COLUMNS
+    ]
