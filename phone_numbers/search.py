@@ -26,6 +26,7 @@ from phone_numbers.models import (
     NumberSearchRow,
     Project,
     SpaceNumber,
+    SpaceNumberSearchRow,
 )
 
 # A text search narrows by at most this many jobs whose ticket matches.
@@ -218,8 +219,8 @@ class DigitRuns(models.Func):
 def newest_ids(rows: QuerySet, fragments: list[str], count: int) -> list[int]:
     """The ids of the newest `count` rows whose number holds any of `fragments`.
 
-    PostgreSQL only; `rows` are NumberSearchRow, or SpaceNumber not imported by the portal
-    (which migration 0015 indexes the same way). A fragment is digits, or "+" and the
+    PostgreSQL only; `rows` are NumberSearchRow, or SpaceNumberSearchRow (its twin for the
+    numbers only in a Space). A fragment is digits, or "+" and the
     digits the number begins with (see searched_fragments). Matches are often among the
     newest numbers, so those are read first. Else the index of four-digit runs finds every
     match and PostgreSQL keeps the newest: on the narrow copy that reads about a sixth of the
@@ -384,14 +385,19 @@ def space_page(
 ) -> list[SpaceNumber]:
     """Rows start to start + size of the numbers only in a Space that match `given`,
     newest first, by the same plans as the imports."""
-    space_only = SpaceNumber.objects.filter(number_import__isnull=True)
-    rows = space_only.select_related("project").only(*SPACE_LISTED)
+    rows = (
+        SpaceNumber.objects.filter(number_import__isnull=True)
+        .select_related("project")
+        .only(*SPACE_LISTED)
+    )
     if "q" not in given:
         return list(space_filtered(rows, given).order_by("-pk")[start : start + size])
     if fragments and connection.vendor == "postgresql" and set(given) <= IN_SPACE_DIGIT_SEARCH:
+        # The narrow copy holds everything this search asks about (see SpaceNumberSearchRow).
+        copies = SpaceNumberSearchRow.objects.all()
         if "project" in given:
-            space_only = space_only.filter(project=given["project"])
-        ids = newest_ids(space_only, fragments, start + size)[start:]
+            copies = copies.filter(project=given["project"])
+        ids = newest_ids(copies, fragments, start + size)[start:]
         return list(rows.filter(pk__in=ids).order_by("-pk"))
     return newest_page(space_filtered(rows, given, fragments), start, size)
 

@@ -21,6 +21,7 @@ from phone_numbers.models import (
     NumberImport,
     Project,
     SpaceNumber,
+    SpaceNumberSearchRow,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
@@ -492,3 +493,47 @@ def test_a_number_only_in_a_space_is_exported_under_the_same_headers():
     assert [column.header for column in exports.SPACE_NUMBER_COLUMNS] == [
         column.header for column in exports.NUMBER_COLUMNS
     ]
+
+
+def copied() -> set[tuple]:
+    return set(SpaceNumberSearchRow.objects.values_list("pk", "project", "number"))
+
+
+def space_only() -> set[tuple]:
+    rows = SpaceNumber.objects.filter(number_import__isnull=True)
+    return set(rows.values_list("pk", "project", "number"))
+
+
+@pytest.mark.postgresql_only(
+    reason="SpaceNumberSearchRow is kept by PostgreSQL's triggers (migration 0016); "
+    "on SQLite it stays empty and searches read SpaceNumber"
+)
+def test_the_copy_of_the_numbers_only_in_a_space_follows_every_write(acme, globex, add_import):
+    imported = add_import(acme, "+14155550100")
+    SpaceNumber.objects.bulk_create(
+        SpaceNumber(
+            project=acme,
+            number=number,
+            number_import=imported if number == imported.number else None,
+            sid=f"PN{index}",
+            first_seen_at=SYNCED_AT,
+            last_seen_at=SYNCED_AT,
+        )
+        for index, number in enumerate(["+14155550100", "+14155550101", "+14155550102"])
+    )
+    assert copied() == space_only()
+    assert len(copied()) == 2
+
+    SpaceNumber.objects.filter(number="+14155550101").update(number="+14155550109")
+    SpaceNumber.objects.filter(number="+14155550102").update(project=globex)
+    SpaceNumber.objects.filter(number="+14155550109").update(number_import=imported)
+    assert copied() == space_only()
+    assert {number for *_, number in copied()} == {"+14155550102"}
+
+    imported.delete()  # the Space's records of it lose their import (SET NULL)
+    assert copied() == space_only()
+    assert len(copied()) == 3
+
+    SpaceNumber.objects.filter(project=acme).delete()
+    assert copied() == space_only()
+    assert {project for _, project, _ in copied()} == {globex.pk}

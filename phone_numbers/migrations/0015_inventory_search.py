@@ -1,14 +1,13 @@
 from django.db import migrations, models
 
 # The numbers list searches the numbers that are only in a Space (SpaceNumber without an
-# import of the portal's) as it searches the imports (migrations 0004 and 0006): digits
-# through the index of every run of four digits (phone_numbers_digit_runs, from 0006) and
-# through a trigram index, words in sids and friendly names through trigrams. Partial: a
-# number the portal imported is found through its import. PostgreSQL only; SQLite has
-# neither trigrams nor expression indexes of this kind and searches by reading the rows.
+# import of the portal's) as it searches the imports (migration 0004): digits with a filter
+# that the narrow copy lacks through a trigram index of the number (the copy and its index
+# of digit runs are migration 0016's), words in sids and friendly names through trigrams.
+# Partial: a number the portal imported is found through its import. PostgreSQL only; SQLite
+# has neither trigrams nor expression indexes of this kind and searches by reading the rows.
 NOT_IMPORTED = "WHERE number_import_id IS NULL"
 SEARCH_INDEXES = {
-    "spacenumber_digit_runs": f"USING gin (phone_numbers_digit_runs(number)) {NOT_IMPORTED}",
     "spacenumber_number_trgm": f"USING gin ((number::text) gin_trgm_ops) {NOT_IMPORTED}",
     "spacenumber_sid_trgm": f"USING gin ((UPPER(sid::text)) gin_trgm_ops) {NOT_IMPORTED}",
     "spacenumber_friendly_trgm": (
