@@ -329,7 +329,8 @@ def test_a_number_page_of_an_import_in_step_says_so(client, support_user, drift)
     response = client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
 
     assert response.context["differences"] == set()
-    assertContains(response, "Same as imported")
+    assertContains(response, "Same type and capabilities as imported")
+    assertNotContains(response, "<strong>differs</strong>")
 
 
 def test_a_number_page_says_the_number_was_not_in_the_space_at_the_last_sync(
