@@ -50,17 +50,27 @@ class _Echo:
         return value
 
 
-def csv_lines(rows: QuerySet, columns: Sequence[Column]) -> Iterator[str]:
-    """The header line, then one line per row, read from the database in chunks."""
+# More rows for the same CSV: other rows, and columns of the same headers for them.
+Section = tuple[QuerySet, Sequence[Column]]
+
+
+def csv_lines(
+    rows: QuerySet, columns: Sequence[Column], then: Sequence[Section] = ()
+) -> Iterator[str]:
+    """The header line, then one line per row, read from the database in chunks; then the
+    rows of each section of `then`, under the same header."""
     writer = csv.writer(_Echo())
     yield writer.writerow([column.header for column in columns])
-    for row in rows.iterator(chunk_size=CHUNK_SIZE):
-        yield writer.writerow([column.cell(row) for column in columns])
+    for section_rows, section_columns in [(rows, columns), *then]:
+        for row in section_rows.iterator(chunk_size=CHUNK_SIZE):
+            yield writer.writerow([column.cell(row) for column in section_columns])
 
 
-def csv_response(rows: QuerySet, columns: Sequence[Column], filename: str) -> StreamingHttpResponse:
-    """The rows as a CSV attachment named `filename`, streamed."""
-    response = StreamingHttpResponse(csv_lines(rows, columns), content_type="text/csv")
+def csv_response(
+    rows: QuerySet, columns: Sequence[Column], filename: str, then: Sequence[Section] = ()
+) -> StreamingHttpResponse:
+    """The rows (and those of `then`) as a CSV attachment named `filename`, streamed."""
+    response = StreamingHttpResponse(csv_lines(rows, columns, then), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -92,6 +102,27 @@ NUMBER_COLUMNS = [
     Column("created_at", lambda number: number.created_at.isoformat()),
     Column("imported_at", lambda number: _isoformat_or_blank(number.imported_at)),
     Column("reason", _reason, is_free_text=True),
+]
+
+# What the numbers list's export says of a number only in a Space, under NUMBER_COLUMNS'
+# headers (rows with select_related("project")): no import, so no ticket, person or job.
+SPACE_ONLY_STATUS = "in_space_not_imported"
+SPACE_NUMBER_COLUMNS = [
+    Column("number", lambda number: number.number),
+    Column("project", lambda number: number.project.name, is_free_text=True),
+    Column("space_host", lambda number: number.project.space_host),
+    Column("status", lambda number: SPACE_ONLY_STATUS),
+    Column("number_type", lambda number: number.number_type),
+    Column("capabilities", lambda number: " ".join(number.capabilities)),
+    Column("friendly_name", lambda number: number.friendly_name, is_free_text=True),
+    Column("sid", lambda number: number.sid),
+    Column("ticket", lambda number: ""),
+    Column("imported_by", lambda number: ""),
+    Column("job", lambda number: ""),
+    # When SignalWire says the number came into the Space.
+    Column("created_at", lambda number: _isoformat_or_blank(number.date_created)),
+    Column("imported_at", lambda number: ""),
+    Column("reason", lambda number: ""),
 ]
 
 # One import job's numbers.

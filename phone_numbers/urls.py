@@ -39,4 +39,5 @@ urlpatterns = [
     path("numbers/<int:pk>/", views.number_detail, name="number_detail"),
     path("numbers/export.csv", views.number_export, name="number_export"),
     path("numbers/where/", views.number_where, name="number_where"),
+    path("numbers/in-space/<int:pk>/", views.space_number_detail, name="space_number_detail"),
 ]
