@@ -93,12 +93,12 @@ def imports_only_query(params: dict[str, str]) -> list:
     return NumberSearchForm(query).page(0, NUMBERS_PAGE_SIZE + 1)
 
 
-# The PostgreSQL indexes of the numbers only in a Space (migrations 0015 and 0016): dropped
+# The PostgreSQL indexes of the numbers only in a Space (migrations 0019 and 0020): dropped
 # while the inventory is seeded and built again after, as building them once is faster than
 # keeping them up to date through half a million inserts.
 SPACE_SEARCH_INDEXES = {
     **importlib.import_module("phone_numbers.migrations.0019_inventory_search").SEARCH_INDEXES,
-    # The narrow copy's (migration 0016), which its trigger fills as the inventory is seeded.
+    # The narrow copy's (migration 0020), which its trigger fills as the inventory is seeded.
     "spacenumbersearchrow_digit_runs": "USING gin (phone_numbers_digit_runs(number))",
 }
 

@@ -1187,7 +1187,7 @@ class SpaceNumber(models.Model):
             models.Index(fields=["project", "number"], name="spacenumber_project_number"),
             models.Index(fields=["number"], name="spacenumber_number"),
             # The numbers list's numbers only in a Space, newest first, and its "Imported,
-            # SignalWire's record differs"; PostgreSQL's search indexes are migration 0015's.
+            # SignalWire's record differs"; PostgreSQL's search indexes are migration 0019's.
             models.Index(
                 fields=["id"],
                 condition=Q(number_import__isnull=True),
@@ -1208,7 +1208,7 @@ class SpaceNumberSearchRow(models.Model):
     """A narrow copy of each number only in a Space (a SpaceNumber without an import of the
     portal's): its number and project, for digit searches, as NumberSearchRow is for imports.
 
-    PostgreSQL triggers (migration 0016) keep it equal to those SpaceNumber rows whatever
+    PostgreSQL triggers (migration 0020) keep it equal to those SpaceNumber rows whatever
     writes them, deletes included, so nothing in Python writes it and neither side holds a
     constraint on the other; on SQLite it stays empty and searches read SpaceNumber. About 60
     bytes a row against 250: a search that must read thousands of matches reads a quarter of

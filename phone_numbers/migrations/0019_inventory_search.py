@@ -3,7 +3,7 @@ from django.db import migrations, models
 # The numbers list searches the numbers that are only in a Space (SpaceNumber without an
 # import of the portal's) as it searches the imports (migration 0004): digits with a filter
 # that the narrow copy lacks through a trigram index of the number (the copy and its index
-# of digit runs are migration 0016's), words in sids and friendly names through trigrams.
+# of digit runs are migration 0020's), words in sids and friendly names through trigrams.
 # Partial: a number the portal imported is found through its import. PostgreSQL only; SQLite
 # has neither trigrams nor expression indexes of this kind and searches by reading the rows.
 NOT_IMPORTED = "WHERE number_import_id IS NULL"
