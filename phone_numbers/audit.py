@@ -31,6 +31,7 @@ from phone_numbers.models import (
     AuditTally,
     ImportJob,
     ImportStatus,
+    InventorySync,
     NumberImport,
     Project,
 )
@@ -224,6 +225,40 @@ def record_number_retry(
         AuditAction.NUMBER_RETRIED,
         job=number_import.job,
         target=f"{number_import.number} (job {number_import.job_id})",
+        changes=changes,
+    )
+
+
+def record_inventory_sync(sync: InventorySync, result: object | None = None) -> AuditEntry:
+    """A sync that ended: completed, with what it changed (`result`, an inventory.SyncResult),
+    or failed, with why. By whoever asked for it, or by the portal (nightly, after a job)."""
+    changes: dict = {
+        "trigger": sync.trigger,
+        "pages_read": sync.pages_read,
+    }
+    if sync.status == InventorySync.Status.COMPLETED:
+        action = AuditAction.INVENTORY_SYNCED
+        changes |= {
+            "numbers_listed": sync.numbers_listed,
+            "added": sync.added,
+            "removed": sync.removed,
+            "changed": sync.changed,
+        }
+        if result is not None:
+            changes |= {
+                "marked_missing": result.marked_missing,
+                "found_again": result.found_again,
+            }
+    else:
+        action = AuditAction.INVENTORY_SYNC_FAILED
+        changes["error"] = sync.error_message
+    by = sync.started_by
+    return AuditEntry.objects.create(
+        user=by,
+        username=by.get_username() if by else "",
+        action=action,
+        project=sync.project,
+        target=f"Inventory sync {sync.pk}",
         changes=changes,
     )
 

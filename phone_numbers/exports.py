@@ -77,20 +77,30 @@ def _quoted_if_formula(text: models.Expression) -> Case:
     )
 
 
-def csv_chunks(rows: QuerySet, columns: Sequence[Column]) -> Iterator[str]:
-    """The header line, then the lines of CHUNK_SIZE rows at a time."""
-    in_python = [(at, column.python_cell) for at, column in enumerate(columns) if column.value]
+# More rows for the same CSV: other rows, and columns of the same headers for them.
+Section = tuple[QuerySet, Sequence[Column]]
+
+
+def csv_chunks(
+    rows: QuerySet, columns: Sequence[Column], then: Sequence[Section] = ()
+) -> Iterator[str]:
+    """The header line, then the lines of CHUNK_SIZE rows at a time; then the rows of each
+    section of `then`, under the same header."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([column.header for column in columns])
     yield buffer.getvalue()
-    tuples = rows.values_list(*[column.expression() for column in columns])
-    tuples = tuples.iterator(chunk_size=CHUNK_SIZE)
-    while chunk := list(islice(tuples, CHUNK_SIZE)):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerows(_with_python_cells(chunk, in_python) if in_python else chunk)
-        yield buffer.getvalue()
+    for section_rows, section_columns in [(rows, columns), *then]:
+        in_python = [
+            (at, column.python_cell) for at, column in enumerate(section_columns) if column.value
+        ]
+        tuples = section_rows.values_list(*[column.expression() for column in section_columns])
+        tuples = tuples.iterator(chunk_size=CHUNK_SIZE)
+        while chunk := list(islice(tuples, CHUNK_SIZE)):
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows(_with_python_cells(chunk, in_python) if in_python else chunk)
+            yield buffer.getvalue()
 
 
 def _with_python_cells(
@@ -105,9 +115,11 @@ def _with_python_cells(
     return rows
 
 
-def csv_response(rows: QuerySet, columns: Sequence[Column], filename: str) -> StreamingHttpResponse:
-    """The rows as a CSV attachment named `filename`, streamed."""
-    response = StreamingHttpResponse(csv_chunks(rows, columns), content_type="text/csv")
+def csv_response(
+    rows: QuerySet, columns: Sequence[Column], filename: str, then: Sequence[Section] = ()
+) -> StreamingHttpResponse:
+    """The rows (and those of `then`) as a CSV attachment named `filename`, streamed."""
+    response = StreamingHttpResponse(csv_chunks(rows, columns, then), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -172,6 +184,28 @@ NUMBER_COLUMNS = [
     Column("created_at", IsoFormat("created_at")),
     Column("imported_at", IsoFormat("imported_at")),
     Column("reason", _REASON, is_free_text=True),
+]
+
+# What the numbers list's export says of a number only in a Space, under NUMBER_COLUMNS'
+# headers: no import, so no ticket, person or job.
+SPACE_ONLY_STATUS = "in_space_not_imported"
+_NONE = Value("", output_field=models.TextField())
+SPACE_NUMBER_COLUMNS = [
+    Column("number", "number"),
+    Column("project", "project__name", is_free_text=True),
+    Column("space_host", "project__space_host"),
+    Column("status", Value(SPACE_ONLY_STATUS, output_field=models.TextField())),
+    Column("number_type", "number_type"),
+    Column("capabilities", Spaced("capabilities")),
+    Column("friendly_name", "friendly_name", is_free_text=True),
+    Column("sid", "sid"),
+    Column("ticket", _NONE),
+    Column("imported_by", _NONE),
+    Column("job", _NONE),
+    # When SignalWire says the number came into the Space.
+    Column("created_at", IsoFormat("date_created")),
+    Column("imported_at", _NONE),
+    Column("reason", _NONE),
 ]
 
 # One import job's numbers.

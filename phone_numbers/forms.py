@@ -22,6 +22,7 @@ from phone_numbers.models import (
     NumberImport,
     NumberType,
     Project,
+    SpaceNumber,
 )
 from phone_numbers.number_input import (
     CSV_MAX_BYTES,
@@ -425,6 +426,12 @@ class NumberSearchForm(forms.Form):
         max_length=100,
         widget=forms.TextInput(attrs={"placeholder": "Ticket reference"}),
     )
+    inventory = forms.ChoiceField(
+        label="Space inventory",
+        choices=[("", "Imported or in a Space")] + search.Drift.choices,
+        required=False,
+        error_messages={"invalid_choice": "No such inventory filter: showing every number."},
+    )
 
     def __init__(self, data=None, **kwargs) -> None:
         if data is not None and "status" not in data:
@@ -437,8 +444,13 @@ class NumberSearchForm(forms.Form):
         return self.cleaned_data["q"][: self.MAX_SEARCH_LENGTH]
 
     def page(self, start: int, size: int) -> list[NumberImport]:
-        """Rows start to start + size of the search's results, newest first."""
+        """Rows start to start + size of the search's imports, newest first."""
         return search.page(self.given(), start, size)
+
+    def numbers_page(self, start: int, size: int) -> tuple[list[NumberImport], list[SpaceNumber]]:
+        """Rows start to start + size of the search's results: imports, then numbers that
+        are only in a Space (search.numbers_page)."""
+        return search.numbers_page(self.given(), start, size)
 
     def given(self) -> dict:
         """Every field that validated and is not empty."""
@@ -448,6 +460,10 @@ class NumberSearchForm(forms.Form):
     def filtered(self, numbers: "QuerySet[NumberImport]") -> "QuerySet[NumberImport]":
         """`numbers` narrowed by every field that validated."""
         return search.filtered(numbers, self.given())
+
+    def space_numbers(self) -> "QuerySet[SpaceNumber]":
+        """The numbers only in a Space that match every field that validated."""
+        return search.space_numbers(self.given())
 
 
 class AuditFilterForm(forms.Form):

@@ -1,5 +1,6 @@
 import logging
 import re
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -657,6 +658,13 @@ class NumberImport(models.Model):
                 condition=Q(status=ImportStatus.PENDING, queued_at__isnull=True),
                 name="numberimport_ready_to_send",
             ),
+            # The numbers list's "Imported, no longer in the Space": the few missing, newest
+            # first, without walking a million ids past the ones still there.
+            models.Index(
+                fields=["id"],
+                condition=Q(missing_from_space_since__isnull=False),
+                name="numberimport_missing",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -935,6 +943,26 @@ class ImportAttempt(models.Model):
         return f"{self.outcome} at {self.started_at:%Y-%m-%d %H:%M:%S}"
 
 
+def inventory_sync_stale_after() -> timedelta:
+    """How long a running sync may go without reading a page before it is taken as lost."""
+    return timedelta(seconds=settings.PORTAL_INVENTORY_SYNC_STALE_SECONDS)
+
+
+def stale_before() -> datetime:
+    """A running sync that last read a page before this time is stale."""
+    return timezone.now() - inventory_sync_stale_after()
+
+
+class InventorySyncQuerySet(models.QuerySet):
+    def running(self) -> "InventorySyncQuerySet":
+        return self.filter(status=InventorySync.Status.RUNNING)
+
+    def stale(self) -> "InventorySyncQuerySet":
+        """Running syncs that read no page for longer than a sync can wait for one: their
+        worker was killed, or their message lost."""
+        return self.running().filter(progressed_at__lt=stale_before())
+
+
 class InventorySync(models.Model):
     """One reading of a project's whole Space inventory from SignalWire's list of numbers.
 
@@ -968,15 +996,168 @@ class InventorySync(models.Model):
     removed = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
     error_message = models.CharField(max_length=500, blank=True)
+    # When a worker began reading (started_at is when it was asked for), and the run that
+    # reads: a redelivered task takes over only a sync nobody reads, or one gone stale.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    run_id = models.CharField(max_length=32, blank=True)
+    # Each page read moves this on; a running sync it stopped moving for is stale (see stale()).
+    progressed_at = models.DateTimeField(default=timezone.now)
+
+    objects = InventorySyncQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at", "-pk"]
         indexes = [
             models.Index(fields=["project", "-started_at"], name="inventorysync_project_idx")
         ]
+        constraints = [
+            # Two syncs of one project at once would swap two readings into one inventory.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="running"),
+                name="one_running_inventory_sync_per_project",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Sync of {self.project_id} at {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @classmethod
+    def start(cls, project: Project, trigger: str, by=None) -> "InventorySync | None":
+        """A new running sync of the project, or None when one is already running (a stale
+        one too: inventory.request_sync ends those first, and audits them)."""
+        try:
+            with transaction.atomic():
+                return cls.objects.create(project=project, trigger=trigger, started_by=by)
+        except IntegrityError:
+            return None
+
+    @classmethod
+    def end_stale(cls, project_id: int | None = None) -> list["InventorySync"]:
+        """Mark stale running syncs failed, and return them (for the audit log)."""
+        stale = cls.objects.stale()
+        if project_id is not None:
+            stale = stale.filter(project_id=project_id)
+        ended = []
+        for sync in stale:
+            minutes = settings.PORTAL_INVENTORY_SYNC_STALE_SECONDS // 60
+            if sync.mark_failed(
+                f"Interrupted: no page was read for {minutes} minutes (the worker was stopped "
+                "or its task lost). The inventory is the one of the last completed sync.",
+                only_if_stale=True,
+            ):
+                ended.append(sync)
+        return ended
+
+    def claim(self) -> str | None:
+        """Take this sync to read it; a token for this run, or None if another run reads it.
+
+        A sync nobody claimed, or one whose run went stale (its worker killed, the task
+        redelivered), can be claimed; the new run starts from the first page.
+        """
+        token = uuid.uuid4().hex
+        now = timezone.now()
+        with transaction.atomic():
+            claimed = (
+                InventorySync.objects.running()
+                .filter(pk=self.pk)
+                .filter(Q(run_id="") | Q(progressed_at__lt=stale_before()))
+                .update(
+                    run_id=token,
+                    claimed_at=now,
+                    progressed_at=now,
+                    pages_read=0,
+                    numbers_listed=0,
+                )
+            )
+            if not claimed:
+                return None
+            # What an earlier run staged goes: a run stages a page only in the transaction
+            # that checks its token on this (now locked) row, so none of it comes after.
+            StagedSpaceNumber.objects.filter(sync=self).delete()
+        self.refresh_from_db()
+        return token
+
+    def record_page(self, token: str, numbers: int) -> bool:
+        """One more page read by the run holding `token`; False if that run lost the sync."""
+        updated = (
+            InventorySync.objects.running()
+            .filter(pk=self.pk, run_id=token)
+            .update(
+                pages_read=models.F("pages_read") + 1,
+                numbers_listed=models.F("numbers_listed") + numbers,
+                progressed_at=timezone.now(),
+            )
+        )
+        return bool(updated)
+
+    def mark_failed(
+        self, message: str, *, token: str | None = None, only_if_stale: bool = False
+    ) -> bool:
+        """Running → failed with `message`; only for the run holding `token` when given."""
+        running = InventorySync.objects.running().filter(pk=self.pk)
+        if token is not None:
+            running = running.filter(run_id=token)
+        if only_if_stale:
+            running = running.filter(progressed_at__lt=stale_before())
+        updated = running.update(
+            status=InventorySync.Status.FAILED,
+            finished_at=timezone.now(),
+            error_message=message[:500],
+        )
+        if updated:
+            self.refresh_from_db()
+        return bool(updated)
+
+    @property
+    def is_stale(self) -> bool:
+        return (
+            self.status == InventorySync.Status.RUNNING
+            and timezone.now() - self.progressed_at > inventory_sync_stale_after()
+        )
+
+    @property
+    def status_label(self) -> str:
+        """The status in words; a running sync that stopped reading is shown as interrupted
+        before recovery marks it failed."""
+        return "Interrupted" if self.is_stale else self.get_status_display()
+
+    @property
+    def duration_seconds(self) -> float | None:
+        duration = self.duration
+        return None if duration is None else duration.total_seconds()
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the reading and the swap took (not the wait in the queue before them)."""
+        if self.finished_at is None:
+            return None
+        return self.finished_at - (self.claimed_at or self.started_at)
+
+
+class StagedSpaceNumber(models.Model):
+    """A number as a running sync read it from one page: held apart until the last page is
+    read, then swapped into SpaceNumber in one transaction, and deleted."""
+
+    sync = models.ForeignKey(InventorySync, on_delete=models.CASCADE, related_name="+")
+    sid = models.CharField(max_length=64)
+    number = models.CharField(max_length=32)
+    friendly_name = models.CharField(max_length=100, blank=True)
+    number_type = models.CharField(max_length=10, choices=NumberType, blank=True)
+    capabilities = models.JSONField(default=list)
+    origin = models.CharField(max_length=20, blank=True)
+    date_created = models.DateTimeField(null=True, blank=True)
+    date_updated = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # A number listed twice (the list shifted under the pages) is kept once.
+            models.UniqueConstraint(fields=["sync", "sid"], name="stagedspacenumber_sync_sid")
+        ]
+        indexes = [models.Index(fields=["sync", "number"], name="stagedspacenumber_number")]
+
+    def __str__(self) -> str:
+        return f"{self.number} read by sync {self.sync_id}"
 
 
 class SpaceNumber(models.Model):
@@ -1012,10 +1193,49 @@ class SpaceNumber(models.Model):
         indexes = [
             models.Index(fields=["project", "number"], name="spacenumber_project_number"),
             models.Index(fields=["number"], name="spacenumber_number"),
+            # The numbers list's numbers only in a Space, newest first, and its "Imported,
+            # SignalWire's record differs"; PostgreSQL's search indexes are migration 0019's.
+            models.Index(
+                fields=["id"],
+                condition=Q(number_import__isnull=True),
+                name="spacenumber_not_imported",
+            ),
+            models.Index(
+                fields=["number_import"],
+                condition=Q(differs_from_import=True),
+                name="spacenumber_differs",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.number} in {self.project_id}"
+
+
+class SpaceNumberSearchRow(models.Model):
+    """A narrow copy of each number only in a Space (a SpaceNumber without an import of the
+    portal's): its number and project, for digit searches, as NumberSearchRow is for imports.
+
+    PostgreSQL triggers (migration 0020) keep it equal to those SpaceNumber rows whatever
+    writes them, deletes included, so nothing in Python writes it and neither side holds a
+    constraint on the other; on SQLite it stays empty and searches read SpaceNumber. About 60
+    bytes a row against 250: a search that must read thousands of matches reads a quarter of
+    the pages.
+    """
+
+    space_number = models.OneToOneField(
+        SpaceNumber,
+        on_delete=models.DO_NOTHING,
+        primary_key=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    number = models.CharField(max_length=32)
+
+    def __str__(self) -> str:
+        return self.number
 
 
 class RateLimitBucket(models.Model):
@@ -1062,6 +1282,9 @@ class AuditAction(models.TextChoices):
     GROUP_CHANGED = "group_changed", "Group changed"
     GROUP_DELETED = "group_deleted", "Group deleted"
     LOCKOUT_LIFTED = "lockout_lifted", "Login lockout lifted"
+    INVENTORY_SYNC_REQUESTED = "inventory_sync_requested", "Space inventory sync requested"
+    INVENTORY_SYNCED = "inventory_synced", "Space inventory synced"
+    INVENTORY_SYNC_FAILED = "inventory_sync_failed", "Space inventory sync failed"
 
 
 class AuditEntryQuerySet(models.QuerySet):

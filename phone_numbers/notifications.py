@@ -81,11 +81,11 @@ def notify_if_ended(job_id: int) -> bool:
     return bool(claimed)
 
 
-def notify_ended_jobs() -> int:
+def notify_ended_jobs() -> list[int]:
     """Mail the end of every job that ended without a worker seeing it: cancelled by a person,
-    failed by recovery, rejected. Beat runs it with the recovery; returns how many."""
+    failed by recovery, rejected. Beat runs it with the recovery; returns those jobs' ids."""
     ended = ImportJob.objects.filter(ended_notified_at__isnull=True).filter(_has_ended())
-    return sum(notify_if_ended(job_id) for job_id in ended.values_list("pk", flat=True))
+    return [job_id for job_id in ended.values_list("pk", flat=True) if notify_if_ended(job_id)]
 
 
 def forget_end(job_id: int) -> None:

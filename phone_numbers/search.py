@@ -19,7 +19,15 @@ from django.db.models import Q, QuerySet, Subquery
 from django.db.models.fields.json import DataContains
 from django.db.models.functions import Coalesce
 
-from phone_numbers.models import ImportJob, NumberImport, NumberSearchRow, Project
+from phone_numbers.models import (
+    ImportJob,
+    ImportStatus,
+    NumberImport,
+    NumberSearchRow,
+    Project,
+    SpaceNumber,
+    SpaceNumberSearchRow,
+)
 
 # A text search narrows by at most this many jobs whose ticket matches.
 MAX_IDS_IN_SEARCH = 5000
@@ -150,19 +158,21 @@ def _holding_any(fragments: list[str]) -> Q:
     return reduce(operator.or_, (Q(number__contains=fragment) for fragment in fragments))
 
 
-def matching(numbers: "QuerySet[NumberImport]", text: str) -> "QuerySet[NumberImport]":
-    """Numbers matching what support staff type in the one search box.
+def matching(numbers: QuerySet, text: str, fragments: list[str] | None = None) -> QuerySet:
+    """Numbers (imports, or numbers in a Space) matching what support staff type in the one
+    search box; `fragments`, when given, are the text's `searched_fragments` already read.
 
     Without letters, the text is a number in any written form ("(415) 555", "+44 20 7946",
     "0044 20 7946", "020 7946 0950"): the number holds one of its `searched_fragments`.
-    With letters, it is part of a project's name, a ticket reference, a SignalWire sid or a
-    friendly name.
+    With letters, it is part of a project's name, a ticket reference (imports only), a
+    SignalWire sid or a friendly name.
     """
-    fragments = searched_fragments(text)
+    if fragments is None:
+        fragments = searched_fragments(text)
     if fragments is None:
         text = text.strip()
         matches = _by_sid_or_friendly_name(text)
-        projects, jobs = _named(text)
+        projects, jobs = _named(text, tickets=numbers.model is NumberImport)
         if projects:
             matches |= Q(project__in=projects)
         if jobs:
@@ -175,14 +185,16 @@ def _by_sid_or_friendly_name(text: str) -> Q:
     return Q(sid__icontains=text) | Q(friendly_name__icontains=text)
 
 
-def _named(text: str) -> tuple[list[int], list[int]]:
+def _named(text: str, tickets: bool = True) -> tuple[list[int], list[int]]:
     """The ids of the projects whose name holds `text`, and of the (newest MAX_IDS_IN_SEARCH)
-    jobs whose ticket does.
+    jobs whose ticket does (none unless `tickets`: numbers only in a Space have no job).
 
     Matches in these small tables become id lists first: with subqueries PostgreSQL cannot
     estimate the OR and walks the whole table.
     """
     projects = list(Project.objects.filter(name__icontains=text).values_list("pk", flat=True))
+    if not tickets:
+        return projects, []
     jobs = list(
         ImportJob.objects.filter(ticket__icontains=text).values_list("pk", flat=True)[
             :MAX_IDS_IN_SEARCH
@@ -217,7 +229,7 @@ def newest_by_text(given: dict, count: int) -> list[int] | None:
     return sorted(ids, reverse=True)[:count]
 
 
-def newest_page(numbers: "QuerySet[NumberImport]", start: int, size: int) -> list:
+def newest_page(numbers: QuerySet, start: int, size: int) -> list:
     """Rows start to start + size of the matches, newest first, however many match (their
     ids, for `numbers` of `values_list("pk", flat=True)`).
 
@@ -247,18 +259,19 @@ class DigitRuns(models.Func):
     output_field = ArrayField(models.IntegerField())
 
 
-def newest_ids(rows: "QuerySet[NumberSearchRow]", fragments: list[str], count: int) -> list[int]:
+def newest_ids(rows: QuerySet, fragments: list[str], count: int) -> list[int]:
     """The ids of the newest `count` rows whose number holds any of `fragments`.
 
-    PostgreSQL only. A fragment is digits, or "+" and the digits the number begins with
-    (see searched_fragments). Matches are often among the newest numbers, so those are
-    read first. Else the index of four-digit runs finds every match and PostgreSQL keeps
-    the newest: on this narrow copy that reads about a sixth of the pages the number
-    imports' own table would, and they stay in PostgreSQL's memory at a million rows
-    (README, "Benchmarks").
+    PostgreSQL only; `rows` are NumberSearchRow, or SpaceNumberSearchRow (its twin for the
+    numbers only in a Space). A fragment is digits, or "+" and the
+    digits the number begins with (see searched_fragments). Matches are often among the
+    newest numbers, so those are read first. Else the index of four-digit runs finds every
+    match and PostgreSQL keeps the newest: on the narrow copy that reads about a sixth of the
+    pages the number imports' own table would, and they stay in PostgreSQL's memory at a
+    million rows (README, "Benchmarks").
     """
     matching = rows.filter(_holding_any(fragments))
-    newest = NumberSearchRow.objects.order_by("-pk").values("pk")[RECENT_ROWS - 1 : RECENT_ROWS]
+    newest = rows.model.objects.order_by("-pk").values("pk")[RECENT_ROWS - 1 : RECENT_ROWS]
     recent = matching.filter(
         pk__gte=Coalesce(Subquery(newest), 0, output_field=models.BigIntegerField())
     )
@@ -296,7 +309,7 @@ def _by_digit_runs(fragment: str) -> Q:
     return Q(runs__contains=[int(digits[at : at + 4]) for at in range(len(digits) - 3)])
 
 
-def _newest_first(rows: "QuerySet[NumberSearchRow]", count: int) -> list[int]:
+def _newest_first(rows: QuerySet, count: int) -> list[int]:
     """The first `count` ids of `rows` walking the primary key down, never sorting them all."""
     # Starting parallel workers costs more than the few thousand rows read.
     with planner_settings(
@@ -334,13 +347,136 @@ FILTER_LOOKUPS = {
 }
 
 
-def page(given: dict, start: int, size: int) -> list[NumberImport]:
+class Drift(models.TextChoices):
+    """The numbers list's drift filter (`inventory` in its URL): where a Space and the
+    portal's imports disagree, as each project's last completed inventory sync saw it."""
+
+    NOT_IMPORTED = "not_imported", "In the Space, not imported by the portal"
+    MISSING = "missing", "Imported, no longer in the Space"
+    DIFFERS = "differs", "Imported, SignalWire's record differs"
+
+
+# Filters about the portal's import of a number: a number that is only in a Space was
+# imported by no one, under no ticket, so they leave it out. Its status is "in the Space",
+# which the list's default "Imported" (and "Any status") shows, and the other statuses do not.
+IMPORTS_ONLY = {"imported_by", "ticket"}
+
+# What the numbers list shows of a number that is only in a Space.
+SPACE_LISTED = [
+    "number",
+    "number_type",
+    "capabilities",
+    "friendly_name",
+    "date_created",
+    "first_seen_at",
+    "project__name",
+]
+
+# The filters that apply to a number only in a Space, and the lookup each applies: the dates
+# are SignalWire's date_created, when the number entered the Space.
+SPACE_FILTER_LOOKUPS = {
+    "project": "project",
+    "number_type": "number_type",
+    "imported_from": "date_created__date__gte",
+    "imported_to": "date_created__date__lte",
+}
+
+# The filters that the digit search of numbers only in a Space reads besides the number.
+IN_SPACE_DIGIT_SEARCH = {"q", "project", "status", "inventory"}
+
+
+def numbers_page(
+    given: dict, start: int, size: int
+) -> tuple[list[NumberImport], list[SpaceNumber]]:
+    """Rows start to start + size of the numbers list for `given`: the portal's imports,
+    newest first, then the numbers that are only in a Space (no import of the portal's),
+    newest first. The imports come first so that the list of what the portal did reads as
+    it always has; the rest of each Space follows its last import."""
+    fragments = searched_fragments(given["q"]) if "q" in given else None
+    # `filtered` gives no imports for "not imported" too; asking saves PostgreSQL's plan.
+    imports = page(given, start, size, fragments) if lists_imports(given) else []
+    if len(imports) == size or not lists_space_numbers(given):
+        return imports, []
+    # Where the imports end: on this page, or on an earlier one (then counted, up to `start`).
+    if imports or start == 0:
+        ending = start + len(imports)
+    else:
+        ending = _imports_up_to(given, fragments, start)
+    return imports, space_page(given, fragments, start + len(imports) - ending, size - len(imports))
+
+
+def lists_imports(given: dict) -> bool:
+    return given.get("inventory") != Drift.NOT_IMPORTED
+
+
+def lists_space_numbers(given: dict) -> bool:
+    """Whether a number only in a Space can match `given`."""
+    return (
+        given.get("inventory") not in (Drift.MISSING, Drift.DIFFERS)
+        and given.get("status", ImportStatus.IMPORTED) == ImportStatus.IMPORTED
+        and not IMPORTS_ONLY & set(given)
+    )
+
+
+def _imports_up_to(given: dict, fragments: list[str] | None, most: int) -> int:
+    """How many imports match `given`, counting no further than `most`."""
+    return filtered(NumberImport.objects.all(), given, fragments).order_by()[:most].count()
+
+
+def space_page(
+    given: dict, fragments: list[str] | None, start: int, size: int
+) -> list[SpaceNumber]:
+    """Rows start to start + size of the numbers only in a Space that match `given`,
+    newest first, by the same plans as the imports."""
+    rows = (
+        SpaceNumber.objects.filter(number_import__isnull=True)
+        .select_related("project")
+        .only(*SPACE_LISTED)
+    )
+    if "q" not in given:
+        return list(space_filtered(rows, given).order_by("-pk")[start : start + size])
+    if fragments and connection.vendor == "postgresql" and set(given) <= IN_SPACE_DIGIT_SEARCH:
+        # The narrow copy holds everything this search asks about (see SpaceNumberSearchRow).
+        copies = SpaceNumberSearchRow.objects.all()
+        if "project" in given:
+            copies = copies.filter(project=given["project"])
+        ids = newest_ids(copies, fragments, start + size)[start:]
+        return list(rows.filter(pk__in=ids).order_by("-pk"))
+    return newest_page(space_filtered(rows, given, fragments), start, size)
+
+
+def space_numbers(given: dict) -> "QuerySet[SpaceNumber]":
+    """Every number only in a Space that matches `given`, for the export (newest first)."""
+    if not lists_space_numbers(given):
+        return SpaceNumber.objects.none()
+    space_only = SpaceNumber.objects.filter(number_import__isnull=True)
+    return space_filtered(space_only.select_related("project"), given).order_by("-pk")
+
+
+def space_filtered(
+    numbers: "QuerySet[SpaceNumber]", given: dict, fragments: list[str] | None = None
+) -> "QuerySet[SpaceNumber]":
+    """`numbers` (in a Space) narrowed by the search text and the filters that apply to them."""
+    if "q" in given:
+        numbers = matching(numbers, given["q"], fragments)
+    numbers = numbers.filter(
+        **{lookup: given[name] for name, lookup in SPACE_FILTER_LOOKUPS.items() if name in given}
+    )
+    if "capability" in given:
+        numbers = numbers.filter(capabilities__holds=given["capability"])
+    return numbers
+
+
+def page(
+    given: dict, start: int, size: int, fragments: list[str] | None = None
+) -> list[NumberImport]:
     """Rows start to start + size of the numbers list for `given` (the search form's
     validated, non-empty fields), newest first."""
     listed = NumberImport.objects.select_related("project", "job__created_by").only(*LISTED)
     if "q" not in given:
         return list(filtered(listed, given).order_by("-pk")[start : start + size])
-    fragments = searched_fragments(given["q"])
+    if fragments is None:
+        fragments = searched_fragments(given["q"])
     if fragments and connection.vendor == "postgresql" and set(given) <= {"q", *IN_SEARCH_ROWS}:
         # The narrow copy holds everything this search asks about (see NumberSearchRow).
         rows = NumberSearchRow.objects.filter(
@@ -352,13 +488,25 @@ def page(given: dict, start: int, size: int) -> list[NumberImport]:
         ids = newest_by_text(given, start + size)
         if ids is not None:
             return list(listed.filter(pk__in=ids[start:]).order_by("-pk"))
-    return newest_page(filtered(listed, given), start, size)
+    return newest_page(filtered(listed, given, fragments), start, size)
 
 
-def filtered(numbers: "QuerySet[NumberImport]", given: dict) -> "QuerySet[NumberImport]":
+def filtered(
+    numbers: "QuerySet[NumberImport]", given: dict, fragments: list[str] | None = None
+) -> "QuerySet[NumberImport]":
     """`numbers` narrowed by the search text and every filter in `given`."""
+    drift = given.get("inventory")
+    if drift == Drift.NOT_IMPORTED:
+        return numbers.none()
+    if drift == Drift.MISSING:
+        numbers = numbers.filter(missing_from_space_since__isnull=False)
+    elif drift == Drift.DIFFERS:
+        # A join, not `pk IN (...)`: PostgreSQL then walks the few differing records newest
+        # first (index spacenumber_differs) instead of the imports' million ids (0.2 ms
+        # against 850 ms). A sync links an import to one record of its project's Space.
+        numbers = numbers.filter(space_numbers__differs_from_import=True)
     if "q" in given:
-        numbers = matching(numbers, given["q"])
+        numbers = matching(numbers, given["q"], fragments)
     numbers = numbers.filter(
         **{lookup: given[name] for name, lookup in FILTER_LOOKUPS.items() if name in given}
     )

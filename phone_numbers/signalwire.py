@@ -67,6 +67,8 @@ ENCODINGS: tuple[str, ...] = ("form", "form-repeated", "json")
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 10.0)
 
 _MAX_PAGES = 1000
+# The list endpoint's largest PageSize (NOTES.md §5).
+MAX_PAGE_SIZE = 1000
 # How much of an error page that is not SignalWire's JSON the log keeps.
 _DETAIL_CHARACTERS = 300
 _DUPLICATE_MESSAGE = re.compile(
@@ -320,6 +322,20 @@ class IncomingPhoneNumber:
             verification_status=_str_or_none(data.get("verification_status")),
             raw=json.loads(json.dumps(data)),
         )
+
+
+@dataclass(frozen=True)
+class NumberPage:
+    """One page of a project's list of numbers: its numbers, and where the next page is.
+
+    `url` is the page's own URL, `next_url` the next page's as the client will ask for it
+    (None on the last page): a caller that fails mid-list can start again from there.
+    """
+
+    url: str
+    page: int | None
+    numbers: tuple[IncomingPhoneNumber, ...]
+    next_url: str | None
 
 
 def parse_rfc2822(value: str | None) -> datetime | None:
@@ -848,6 +864,57 @@ class SignalWireClient:
             url = self._next_page_url(page.get("next_page_uri"))
         return None
 
+    def list_numbers(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        start_url: str | None = None,
+        deadline: float | None = None,
+        pace: Callable[[], None] | None = None,
+    ) -> Iterator[NumberPage]:
+        """Every number of the project, a page at a time, following ``next_page_uri``.
+
+        GET /Accounts/{project}/IncomingPhoneNumbers?PageSize=..., then each page's
+        ``next_page_uri`` as given (it carries the PageToken that pages past the first need,
+        NOTES.md §5), until it is null. `start_url` (a page's `next_url`) continues a listing
+        that failed part-way. A page holding a number without a sid or a phone number raises
+        `SignalWireUnavailable`: a list that cannot be read whole must not be taken as the
+        Space's inventory. A `deadline` bounds the whole listing, as in `find_number`.
+        Implements
+        https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
+        """
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        url: str | None = start_url or (
+            f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?PageSize={page_size}"
+        )
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= _MAX_PAGES:
+                raise SignalWireUnavailable(
+                    "SignalWire's list of numbers did not end (next_page_uri repeats)",
+                    may_have_reached_signalwire=False,
+                )
+            seen.add(url)
+            body = self._get_page(url, deadline, pace)
+            items = body.get("incoming_phone_numbers")
+            if not isinstance(items, list):
+                raise SignalWireUnavailable(
+                    "SignalWire's page of numbers has no incoming_phone_numbers list",
+                    status=200,
+                    may_have_reached_signalwire=False,
+                )
+            numbers = tuple(self._parse_number(item, status=200) for item in items)
+            next_url = self._next_page_url(body.get("next_page_uri"))
+            page = body.get("page")
+            yield NumberPage(
+                url=url,
+                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
+                numbers=numbers,
+                next_url=next_url,
+            )
+            url = next_url
+
     def check_credentials(self, *, deadline: float | None = None) -> None:
         """Return if this token can read the project's numbers; raise what is wrong otherwise.
 
@@ -1106,7 +1173,9 @@ __all__ = [
     "NUMBER_TYPES",
     "Capabilities",
     "CredentialsRejected",
+    "MAX_PAGE_SIZE",
     "IncomingPhoneNumber",
+    "NumberPage",
     "RequestRejected",
     "SignalWireClient",
     "SignalWireError",

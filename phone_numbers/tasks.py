@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection, models
 
-from phone_numbers import audit, importing, notifications, space_access
-from phone_numbers.models import ImportJob, NumberImport, Project
+from phone_numbers import audit, importing, inventory, notifications, space_access
+from phone_numbers.models import ImportJob, InventorySync, NumberImport, Project
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +38,10 @@ def import_phone_number(number_import_pk: int) -> None:
     if number_import is None or number_import.is_finished:
         return
     importing.import_number(number_import)
-    if number_import.is_finished:
-        # Perhaps the job's last number: its starter is told (once, whoever finishes last).
-        notifications.notify_if_ended(number_import.job_id)
+    # Perhaps the job's last number: whoever finishes last (once), its starter is told and
+    # its Space's inventory read again.
+    if number_import.is_finished and notifications.notify_if_ended(number_import.job_id):
+        inventory.queue_inventory_sync_after_job(number_import.job_id)
     importing.queue_pending(number_import.job)
 
 
@@ -98,8 +99,27 @@ def _load_plan(vendor: str) -> tuple[str, list[tuple[int, models.Field, models.E
 def recover_stuck_imports() -> None:
     importing.recover_stuck_imports()
     space_access.end_stale_connection_checks()
+    inventory.end_stale_syncs()
     # Jobs that ended with no worker there to see it (cancelled, failed by recovery).
-    notifications.notify_ended_jobs()
+    for job_id in notifications.notify_ended_jobs():
+        inventory.queue_inventory_sync_after_job(job_id)
+
+
+# acks_late is safe: run_sync claims the sync first, so a redelivered message finds it read by
+# a live run (and does nothing), finished (nothing), or stale (and starts it again). Celery's
+# time limits do not apply to the thread pool the portal runs; a prefork pool would apply
+# them, and a 100,000-number sync outlasts the default 60 s.
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3300, time_limit=3600)
+def sync_inventory(sync_pk: int) -> None:
+    sync = InventorySync.objects.select_related("project").filter(pk=sync_pk).first()
+    if sync is None or sync.status != InventorySync.Status.RUNNING:
+        return
+    inventory.run_sync(sync)
+
+
+@shared_task
+def sync_every_inventory() -> None:
+    inventory.sync_every_inventory()
 
 
 @shared_task

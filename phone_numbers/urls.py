@@ -17,6 +17,11 @@ urlpatterns = [
         name="project_check_connection",
     ),
     path("projects/<int:pk>/active/", views.project_set_active, name="project_set_active"),
+    path(
+        "projects/<int:pk>/sync-inventory/",
+        views.project_sync_inventory,
+        name="project_sync_inventory",
+    ),
     path("imports/new/", views.import_new, name="import_new"),
     path("jobs/", views.job_list, name="job_list"),
     path("jobs/<int:pk>/", views.job_detail, name="job_detail"),
@@ -35,4 +40,5 @@ urlpatterns = [
     path("numbers/<int:pk>/", views.number_detail, name="number_detail"),
     path("numbers/export.csv", views.number_export, name="number_export"),
     path("numbers/where/", views.number_where, name="number_where"),
+    path("numbers/in-space/<int:pk>/", views.space_number_detail, name="space_number_detail"),
 ]

@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from phone_numbers import audit, exports, health, importing, logins, previews
+from phone_numbers import audit, exports, health, importing, inventory, logins, previews
 from phone_numbers.forms import (
     AuditFilterForm,
     EmailPreferenceForm,
@@ -39,14 +40,17 @@ from phone_numbers.models import (
     FailureCategory,
     ImportJob,
     ImportStatus,
+    InventorySync,
     NumberImport,
     Project,
+    SpaceNumber,
 )
 from phone_numbers.tasks import check_project_connection
 from phone_numbers.templatetags.portal import phone, thousands
 
 PROJECT_SEARCH_MAX_LENGTH = 200
 PREVIEW_PARTIAL = "phone_numbers/partials/import_preview.html"
+INVENTORY_PARTIAL = "phone_numbers/partials/project_inventory.html"
 # The preview's choice of one of a line's readings, or of a row's type (see with_choices).
 _CHOICE_FIELD = re.compile(r"(?:reading|type)-(?P<line>[0-9]+)")
 JOB_ROWS_PAGE_SIZE = 100
@@ -70,19 +74,24 @@ NUMBERS_PAGE_SIZE = 50
 @permission_required("phone_numbers.view_numberimport", raise_exception=True)
 @vary_on_headers("HX-Request")
 def home(request: HttpRequest) -> HttpResponse:
-    """The numbers list: every number import, searched and filtered from the URL."""
+    """The numbers list: every number import, then every number only in a Space (imported
+    by another route), searched and filtered from the URL."""
     search = NumberSearchForm(request.GET)
     page_number = _page_number(request)
     # One row more than shown says whether there is a next page, without counting a million.
     start = (page_number - 1) * NUMBERS_PAGE_SIZE
-    rows = search.page(start, NUMBERS_PAGE_SIZE + 1)
+    imports, in_spaces = search.numbers_page(start, NUMBERS_PAGE_SIZE + 1)
+    numbers = imports[:NUMBERS_PAGE_SIZE]
+    space_numbers = in_spaces[: NUMBERS_PAGE_SIZE - len(numbers)]
+    shown = len(numbers) + len(space_numbers)
     context = {
         "search": search,
-        "numbers": rows[:NUMBERS_PAGE_SIZE],
+        "numbers": numbers,
+        "space_numbers": space_numbers,
         "page_number": page_number,
-        "has_next": len(rows) > NUMBERS_PAGE_SIZE,
+        "has_next": len(imports) + len(in_spaces) > NUMBERS_PAGE_SIZE,
         "first_shown": start + 1,
-        "last_shown": start + len(rows[:NUMBERS_PAGE_SIZE]),
+        "last_shown": start + shown,
         "query_string": _without_page(request),
     }
     if request.htmx:
@@ -163,7 +172,9 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
         request, AuditAction.NUMBERS_EXPORTED, changes={"filters": _filters_as_typed(request)}
     )
     numbers = search.filtered(NumberImport.objects.order_by("-pk"))
-    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv")
+    # As on the page: the imports, then the numbers only in a Space.
+    in_spaces = (search.space_numbers(), exports.SPACE_NUMBER_COLUMNS)
+    return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv", then=[in_spaces])
 
 
 @require_GET
@@ -173,8 +184,11 @@ def number_detail(request: HttpRequest, pk: int) -> HttpResponse:
         NumberImport.objects.select_related("project", "job__created_by"), pk=pk
     )
     _say_where_duplicates_are([number])
+    space_number = number.space_numbers.order_by("-last_seen_at", "-pk").first()
     context = {
         "number": number,
+        **_in_the_space(number.project, space_number),
+        "differences": _differences(number, space_number),
         "attempts": number.attempt_log.all(),
         "story": audit.number_story(number),
         "other_imports": NumberImport.objects.filter(number=number.number)
@@ -189,10 +203,55 @@ def number_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "phone_numbers/number_detail.html", context)
 
 
+def _in_the_space(project: Project, space_number: SpaceNumber | None) -> dict:
+    """What a number page says of the Space: its record as the project's last completed
+    inventory sync listed it (or None: not listed), and that sync (None: no sync yet)."""
+    last_sync = (
+        project.inventory_syncs.filter(status=InventorySync.Status.COMPLETED)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    return {"space_number": space_number, "last_sync": last_sync}
+
+
+def _differences(number: NumberImport, space_number: SpaceNumber | None) -> set[str]:
+    """The fields in which the Space's record of an imported number differs from what the
+    import recorded. SignalWire's record has no type (only toll-free numbers say so), so a
+    type left blank there differs from nothing."""
+    if space_number is None:
+        return set()
+    fields = {"friendly_name", "sid"}
+    differing = {name for name in fields if getattr(number, name) != getattr(space_number, name)}
+    if set(number.capabilities) != set(space_number.capabilities):
+        differing.add("capabilities")
+    if space_number.number_type and space_number.number_type != number.number_type:
+        differing.add("number_type")
+    return differing
+
+
+@require_GET
+# The inventory is read by whoever reads the portal's numbers: it is the same list, wider.
+@permission_required("phone_numbers.view_numberimport", raise_exception=True)
+def space_number_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A number in a project's Space as the last sync listed it; one the portal imported is
+    shown on its import's page."""
+    space_number = get_object_or_404(SpaceNumber.objects.select_related("project"), pk=pk)
+    if space_number.number_import_id is not None:
+        return redirect("phone_numbers:number_detail", space_number.number_import_id)
+    context = {
+        **_in_the_space(space_number.project, space_number),
+        "other_imports": NumberImport.objects.filter(number=space_number.number)
+        .select_related("project", "job__created_by")
+        .order_by("-pk")[:50],
+    }
+    return render(request, "phone_numbers/space_number_detail.html", context)
+
+
 @require_GET
 @permission_required("phone_numbers.view_numberimport", raise_exception=True)
 def number_where(request: HttpRequest) -> HttpResponse:
-    """ "Where is this number?": every project of the portal that holds it, whatever its form."""
+    """ "Where is this number?": every project of the portal that holds it, whatever its form:
+    the portal's imports of it, and the Spaces that hold it as their last sync listed them."""
     text = request.GET.get("number", "")[: NumberSearchForm.MAX_SEARCH_LENGTH].strip()
     readings = importing.read_in_every_default_country(text) if text else {}
     numbers = (
@@ -200,7 +259,12 @@ def number_where(request: HttpRequest) -> HttpResponse:
         .select_related("project", "job__created_by")
         .order_by("project__name", "-pk")
     )
-    context = {"text": text, "readings": readings, "numbers": numbers}
+    in_spaces = (
+        SpaceNumber.objects.filter(number__in=readings)
+        .select_related("project")
+        .order_by("project__name", "-pk")
+    )
+    context = {"text": text, "readings": readings, "numbers": numbers, "in_spaces": in_spaces}
     return render(request, "phone_numbers/number_where.html", context)
 
 
@@ -237,8 +301,12 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project, pk=pk)
     context = {"project": project}
+    if request.htmx and request.htmx.target == f"project-{project.pk}-inventory":
+        context |= inventory.last_sync_and_drift(project)
+        return render(request, INVENTORY_PARTIAL, context)
     if request.htmx:
         return render(request, "phone_numbers/partials/project_connection.html", context)
+    context |= inventory.last_sync_and_drift(project)
     context["has_unreadable_token"] = project.has_unreadable_token
     if request.user.has_perm("phone_numbers.view_importjob"):
         jobs = project.jobs.select_related("created_by").order_by("-created_at", "-pk")
@@ -331,6 +399,28 @@ def project_check_connection(request: HttpRequest, pk: int) -> HttpResponse:
             request, "phone_numbers/partials/project_connection.html", {"project": project}
         )
     return redirect("phone_numbers:project_detail", pk=project.pk)
+
+
+@require_POST
+@permission_required("phone_numbers.change_project", raise_exception=True)
+def project_sync_inventory(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_object_or_404(Project, pk=pk)
+    sync = inventory.request_sync(project, InventorySync.Trigger.MANUAL, by=request.user)
+    if sync is None:
+        # The panel shows the running sync; a full page says why nothing new started.
+        if not request.htmx:
+            messages.info(request, "A sync of this project is already running.")
+    else:
+        audit.record(
+            request,
+            AuditAction.INVENTORY_SYNC_REQUESTED,
+            project=project,
+            target=f"Inventory sync {sync.pk}",
+        )
+    if request.htmx:
+        context = {"project": project} | inventory.last_sync_and_drift(project)
+        return render(request, INVENTORY_PARTIAL, context)
+    return redirect(f"{reverse('phone_numbers:project_detail', args=[project.pk])}#inventory")
 
 
 @require_POST

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
@@ -491,6 +492,25 @@ for _name in (
 ):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}")
+# Inventory syncs (phone_numbers/inventory.py). A running sync that read no page for this
+# long is taken as lost (its worker killed) and reported failed; a page waits at most its
+# request's timeouts, a send slot and SignalWire's Retry-After (capped below), so far less.
+PORTAL_INVENTORY_SYNC_STALE_SECONDS = env_int("PORTAL_INVENTORY_SYNC_STALE_SECONDS", 300)
+# Every active project's Space is read once a night, at this hour of the day.
+PORTAL_INVENTORY_SYNC_HOUR = env_int("PORTAL_INVENTORY_SYNC_HOUR", 2)
+if not 0 <= PORTAL_INVENTORY_SYNC_HOUR <= 23:
+    raise ImproperlyConfigured(
+        f"PORTAL_INVENTORY_SYNC_HOUR must be an hour from 0 to 23, not {PORTAL_INVENTORY_SYNC_HOUR}"
+    )
+if PORTAL_INVENTORY_SYNC_STALE_SECONDS < 60:
+    raise ImproperlyConfigured(
+        "PORTAL_INVENTORY_SYNC_STALE_SECONDS must be 60 or more (a page may wait its "
+        f"timeouts), not {PORTAL_INVENTORY_SYNC_STALE_SECONDS}"
+    )
+CELERY_BEAT_SCHEDULE["sync-every-inventory"] = {
+    "task": "phone_numbers.tasks.sync_every_inventory",
+    "schedule": crontab(hour=PORTAL_INVENTORY_SYNC_HOUR, minute=0),
+}
 CELERY_BEAT_SCHEDULE["recover-stuck-imports"] = {
     "task": "phone_numbers.tasks.recover_stuck_imports",
     "schedule": timedelta(seconds=PORTAL_RECOVERY_INTERVAL_SECONDS),

@@ -3,7 +3,7 @@
 import uuid
 from collections.abc import Iterable
 
-from phone_numbers.signalwire import IncomingPhoneNumber, SignalWireError
+from phone_numbers.signalwire import IncomingPhoneNumber, NumberPage, SignalWireError
 
 PROJECT = "b3877c40-da60-4998-90ad-b792e98472ac"
 
@@ -97,3 +97,57 @@ class FakeSignalWire:
     @property
     def posted(self) -> list[str]:
         return [call[1] for call in self.calls if call[0] == "import_number"]
+
+
+class FakeSpaceList:
+    """A fake client's `list_numbers` over a Space's numbers, `page_size` a page.
+
+    `numbers` maps sid → the record's JSON (`space_number` builds one); change it between syncs
+    to add, release or change numbers. `errors` maps a page index to the errors that page
+    raises, one per request, before it answers. `before_page(index)` runs before each page is
+    answered (to race or stop a sync part-way). `asked` lists each page index requested.
+    """
+
+    def __init__(self, numbers: Iterable[dict] = (), page_size: int = 2) -> None:
+        self.numbers = {record["sid"]: record for record in numbers}
+        self.page_size = page_size
+        self.errors: dict[int, list[SignalWireError]] = {}
+        self.before_page = lambda index: None
+        self.asked: list[int] = []
+
+    def list_numbers(self, *, page_size=1000, start_url=None, deadline=None, pace=None):
+        records = list(self.numbers.values())
+        index = int(start_url.rpartition("=")[2]) if start_url else 0
+        while True:
+            if pace is not None:
+                pace()
+            self.asked.append(index)
+            self.before_page(index)
+            if self.errors.get(index):
+                raise self.errors[index].pop(0)
+            chunk = records[index * self.page_size : (index + 1) * self.page_size]
+            has_next = (index + 1) * self.page_size < len(records)
+            yield NumberPage(
+                url=f"fake://page={index}",
+                page=index,
+                numbers=tuple(IncomingPhoneNumber.from_json(record) for record in chunk),
+                next_url=f"fake://page={index + 1}" if has_next else None,
+            )
+            if not has_next:
+                return
+            index += 1
+
+
+def space_number(number: str, *, sid: str | None = None, tollfree: bool = False, **overrides):
+    """A number's record in a Space's list (capabilities as a list of names, for brevity)."""
+    capabilities = overrides.pop("capabilities", ["sms", "voice", "mms", "fax"])
+    body = number_body(
+        number,
+        sid=sid or f"sid-{number}",
+        friendly_name=f"friendly {number}",
+        capabilities={name: name in capabilities for name in ("voice", "sms", "mms", "fax")},
+        **overrides,
+    )
+    if tollfree:
+        body["verification_status"] = "Unverified"
+    return body

@@ -12,10 +12,19 @@ import string
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from phone_numbers.models import AuditEntry, Credential, ImportJob, NumberImport, Project
+from phone_numbers.models import (
+    AuditEntry,
+    Credential,
+    ImportJob,
+    NumberImport,
+    Project,
+    SpaceNumber,
+)
+from phone_numbers.search import Drift
 from phone_numbers.tasks import check_project_connection, import_phone_number
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
@@ -225,6 +234,15 @@ def test_fuzz_the_project_form(client, admin_user):
 def test_fuzz_the_numbers_search(client, support_user, make_project):
     client.force_login(support_user)
     project = make_project(name="Acme Corp")
+    # A number only in the Space: the list searches the inventory when the imports run out.
+    SpaceNumber.objects.create(
+        project=project,
+        sid="PN0001",
+        number="+14155550100",
+        friendly_name="Front desk",
+        first_seen_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
     params = st.fixed_dictionaries(
         {},
         optional={
@@ -237,6 +255,7 @@ def test_fuzz_the_numbers_search(client, support_user, make_project):
             "imported_to": st.one_of(st.dates().map(str), any_text),
             "imported_by": any_text,
             "ticket": any_text,
+            "inventory": st.one_of(st.sampled_from(Drift.values), any_text),
             "page": query_text,
         },
     )
@@ -260,7 +279,7 @@ QUERY_READERS = {
     "phone_numbers:project_list": ["q"],
     "phone_numbers:import_new": ["project_q", "project"],
     "phone_numbers:number_where": ["number"],
-    "phone_numbers:number_export": ["q", "ticket", "page", "any"],
+    "phone_numbers:number_export": ["q", "ticket", "inventory", "page", "any"],
     "phone_numbers:audit_list": ["before", "person", "job", "since"],
     "phone_numbers:audit_export": ["before", "person", "job", "any"],
     "phone_numbers:job_list": ["page"],

@@ -250,7 +250,7 @@ def test_jobs_that_ended_before_the_upgrade_are_not_mailed(job_of, committed):
     finish(job, IMPORTED)
     ImportJob.objects.filter(pk=job.pk).update(ended_notified_at=timezone.now())
 
-    assert committed(notifications.notify_ended_jobs) == 0
+    assert committed(notifications.notify_ended_jobs) == []
     assert mail.outbox == []
 
 

@@ -99,6 +99,8 @@ def test_a_bad_encryption_key_stops_start_up(local_mode_env):
         ("PORTAL_ATTEMPT_SECONDS", "0"),
         ("PORTAL_APPROVAL_THRESHOLD", "-1"),
         ("PORTAL_APPROVAL_THRESHOLD", "a thousand"),
+        ("PORTAL_INVENTORY_SYNC_HOUR", "24"),
+        ("PORTAL_INVENTORY_SYNC_STALE_SECONDS", "30"),
     ],
 )
 def test_an_import_setting_that_cannot_work_stops_start_up_naming_it(local_mode_env, name, value):

@@ -1175,6 +1175,155 @@ def test_find_number_raises_credentials_rejected_on_401(rsps, client):
         client.find_number("+14155550100")
 
 
+# --- list_numbers -------------------------------------------------------------------------------
+
+
+def numbered_page(numbers, next_page_uri=None, page_number=0):
+    return page(numbers, next_page_uri) | {"page": page_number, "page_size": 1000}
+
+
+def test_list_numbers_asks_for_pages_of_1000_and_follows_next_page_uri(rsps, client):
+    next_uri = (
+        f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers"
+        "?Page=1&PageSize=1000&PageToken=PAabc"
+    )
+    rsps.get(
+        LIST_URL,
+        json=numbered_page([number_body("+14155550100", sid="a")], next_uri),
+        match=[responses.matchers.query_param_matcher({"PageSize": "1000"})],
+    )
+    rsps.get(
+        f"https://{SPACE}{next_uri}",
+        json=numbered_page([number_body("+14155550101", sid="b")], None, 1),
+    )
+
+    pages = list(client.list_numbers())
+
+    assert_common_request(rsps.calls[0].request, "GET", f"{LIST_URL}?PageSize=1000")
+    assert_common_request(rsps.calls[1].request, "GET", f"https://{SPACE}{next_uri}")
+    assert [[n.sid for n in p.numbers] for p in pages] == [["a"], ["b"]]
+    assert [p.page for p in pages] == [0, 1]
+    assert pages[0].url == f"{LIST_URL}?PageSize=1000"
+    assert pages[0].next_url == f"https://{SPACE}{next_uri}"
+    assert pages[1].next_url is None
+    assert isinstance(pages[0].numbers[0], IncomingPhoneNumber)
+
+
+def test_list_numbers_reads_one_page_at_a_time(rsps, client):
+    next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(LIST_URL, json=numbered_page([number_body(sid="a")], next_uri))
+    rsps.get(f"https://{SPACE}{next_uri}", json=numbered_page([]))
+
+    pages = client.list_numbers()
+    next(pages)
+
+    # The second page is asked for only when the caller wants it (it stages each page first).
+    assert len(rsps.calls) == 1
+    assert list(pages)[0].numbers == ()
+
+
+def test_list_numbers_starts_at_a_given_page_url(rsps, client):
+    start = f"https://{SPACE}/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=3"
+    rsps.get(start, json=numbered_page([number_body(sid="c")], None, 3))
+
+    pages = list(client.list_numbers(start_url=start))
+
+    assert [p.page for p in pages] == [3]
+    assert rsps.calls[0].request.url == start
+
+
+def test_list_numbers_keeps_the_simulator_base_when_paging(rsps):
+    base = "http://127.0.0.1:8765/api/laml/2010-04-01"
+    client = SignalWireClient(SPACE, PROJECT, TOKEN, base_url=base)
+    next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(f"{base}/Accounts/{PROJECT}/IncomingPhoneNumbers", json=page([], next_uri))
+    rsps.get(f"http://127.0.0.1:8765{next_uri}", json=page([number_body()]))
+
+    assert sum(len(p.numbers) for p in client.list_numbers()) == 1
+
+
+@pytest.mark.parametrize("page_size", [0, 1001])
+def test_list_numbers_refuses_a_page_size_the_api_does_not_allow(client, page_size):
+    with pytest.raises(ValueError, match="between 1 and 1000"):
+        next(client.list_numbers(page_size=page_size))
+
+
+def test_list_numbers_refuses_to_send_credentials_to_another_host(rsps, client):
+    rsps.get(LIST_URL, json=page([], "https://evil.test/api/laml/2010-04-01/steal"))
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        list(client.list_numbers())
+
+    assert len(rsps.calls) == 1
+    assert "another host (evil.test)" in info.value.message
+
+
+def test_list_numbers_stops_when_next_page_uri_repeats(rsps, client):
+    loop = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(LIST_URL, json=page([], loop))
+    rsps.get(f"https://{SPACE}{loop}", json=page([], loop))
+
+    with pytest.raises(SignalWireUnavailable, match="did not end"):
+        list(client.list_numbers())
+
+    assert len(rsps.calls) == 2
+
+
+@pytest.mark.parametrize("items", [None, {"sid": "a"}, "x"])
+def test_list_numbers_on_a_page_without_a_list_of_numbers_is_unavailable(rsps, client, items):
+    rsps.get(LIST_URL, json=page([]) | {"incoming_phone_numbers": items})
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        list(client.list_numbers())
+
+    assert info.value.message == "SignalWire's page of numbers has no incoming_phone_numbers list"
+
+
+def test_list_numbers_on_an_unreadable_number_fails_the_whole_page(rsps, client):
+    rsps.get(LIST_URL, json=page([number_body(sid="a"), {"phone_number": "+1415", "sid": ""}]))
+
+    with pytest.raises(SignalWireUnavailable) as info:
+        list(client.list_numbers())
+
+    assert "needs a sid and a phone_number" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [(401, CredentialsRejected), (404, RequestRejected), (429, SignalWireUnavailable)],
+)
+def test_list_numbers_raises_the_client_error_of_a_page(rsps, client, status, error_class):
+    next_uri = f"/api/laml/2010-04-01/Accounts/{PROJECT}/IncomingPhoneNumbers?Page=1&PageToken=P"
+    rsps.get(LIST_URL, json=page([number_body()], next_uri))
+    rsps.get(
+        f"https://{SPACE}{next_uri}",
+        json=error_body(20003, "no", status),
+        status=status,
+        headers={"Retry-After": "7"},
+    )
+    pages = client.list_numbers()
+
+    assert len(next(pages).numbers) == 1
+    with pytest.raises(error_class) as info:
+        next(pages)
+
+    assert info.value.status == status
+    if status == 429:
+        assert info.value.retry_after == 7
+
+
+def test_list_numbers_pages_through_the_simulator_calling_pace_for_each_page(simulator, sim_client):
+    for last_digits in range(120):
+        sim_client.import_number(f"+1415555{last_digits:04d}", "longcode")
+    paced = []
+
+    pages = list(sim_client.list_numbers(page_size=50, pace=lambda: paced.append(1)))
+
+    assert [len(p.numbers) for p in pages] == [50, 50, 20]
+    assert len({n.sid for p in pages for n in p.numbers}) == 120
+    assert len(paced) == 3
+
+
 # --- check_credentials ------------------------------------------------------------------------
 
 

@@ -6,6 +6,9 @@ ACCESS classifies every named pattern of the portal. A new pattern that it does 
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from phone_numbers.models import SpaceNumber
 
 pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 
@@ -31,6 +34,7 @@ ACCESS = {
     "phone_numbers:project_edit": (ADMINS_ONLY, "project"),
     "phone_numbers:project_check_connection": (ADMINS_ONLY, "project"),
     "phone_numbers:project_set_active": (ADMINS_ONLY, "project"),
+    "phone_numbers:project_sync_inventory": (ADMINS_ONLY, "project"),
     "phone_numbers:import_new": (ANY_ROLE, None),
     "phone_numbers:job_list": (ANY_ROLE, None),
     "phone_numbers:job_detail": (ANY_ROLE, "job"),
@@ -46,6 +50,7 @@ ACCESS = {
     "phone_numbers:number_detail": (ANY_ROLE, "number"),
     "phone_numbers:number_export": (ANY_ROLE, None),
     "phone_numbers:number_where": (ANY_ROLE, None),
+    "phone_numbers:space_number_detail": (ANY_ROLE, "space_number"),
     "phone_numbers:audit_list": (ADMINS_ONLY, None),
     "phone_numbers:audit_export": (ADMINS_ONLY, None),
 }
@@ -98,7 +103,15 @@ def admin_urls() -> list[str]:
 
 @pytest.fixture
 def objects(project_job_and_number) -> dict:
-    return project_job_and_number
+    # A number only in the project's Space, as an inventory sync lists one.
+    space_number = SpaceNumber.objects.create(
+        project=project_job_and_number["project"],
+        sid="PN0001",
+        number="+14155550199",
+        first_seen_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
+    return {**project_job_and_number, "space_number": space_number}
 
 
 def url_for(name: str, objects: dict) -> str:

@@ -322,7 +322,9 @@ def test_pages_run_the_same_queries_whatever_their_size(client, support_user, ad
     for index in range(1, 60):
         add_number(f"+1415555{index:04d}", project=f"Customer{index % 3} Inc")
 
-    assert queries_for_the_list() == with_one
+    # A short page also reads the numbers only in a Space, which follow the imports; a full
+    # one does not (test_views_inventory counts the queries with them).
+    assert queries_for_the_list() <= with_one
 
 
 def test_pages_go_on_without_counting(client, support_user, add_number):

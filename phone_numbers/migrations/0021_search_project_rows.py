@@ -12,7 +12,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("phone_numbers", "0017_job_status_rows_index"),
+        ("phone_numbers", "0020_space_number_search_rows"),
     ]
 
     operations = [
