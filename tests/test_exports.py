@@ -322,3 +322,30 @@ def test_failed_rows_uploaded_unchanged_are_previewed_again(client, support_user
     ]
     assert all(row.is_importable for row in rows)
     assert response.context["preview_counts"].importable == 2
+
+
+def test_a_number_only_in_a_space_is_exported_after_the_imports_in_their_columns(
+    client, support_user, make_project
+):
+    from phone_numbers.models import SpaceNumber
+
+    project = make_project(name="@Globex", space_host="globex.signalwire.com")
+    SpaceNumber.objects.create(
+        project=project,
+        number="+14155550199",
+        sid="PN-SPACE",
+        friendly_name="-Lobby",
+        number_type="longcode",
+        capabilities=["voice", "fax"],
+        date_created=CREATED,
+        first_seen_at=IMPORTED,
+        last_seen_at=IMPORTED,
+    )
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_export"), {"q": "4155550199"})
+
+    assert body(response).splitlines()[1:] == [
+        "+14155550199,'@Globex,globex.signalwire.com,in_space_not_imported,longcode,voice fax,"
+        "'-Lobby,PN-SPACE,,,,2026-11-30T09:15:00.123456+00:00,,"
+    ]
