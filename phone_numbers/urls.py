@@ -32,6 +32,7 @@ urlpatterns = [
     path("jobs/<int:pk>/approve/", views.job_approve, name="job_approve"),
     path("jobs/<int:pk>/reject/", views.job_reject, name="job_reject"),
     path("jobs/<int:pk>/export.csv", views.job_export, name="job_export"),
+    path("jobs/<int:pk>/failed.csv", views.job_failed_export, name="job_failed_export"),
     path("numbers/<int:pk>/retry/", views.number_retry, name="number_retry"),
     path("account/email/", views.email_preferences, name="email_preferences"),
     path("audit/", views.audit_list, name="audit_list"),

@@ -171,9 +171,7 @@ def number_export(request: HttpRequest) -> StreamingHttpResponse:
     audit.record(
         request, AuditAction.NUMBERS_EXPORTED, changes={"filters": _filters_as_typed(request)}
     )
-    numbers = search.filtered(
-        NumberImport.objects.select_related("project", "job__created_by").order_by("-pk")
-    )
+    numbers = search.filtered(NumberImport.objects.order_by("-pk"))
     # As on the page: the imports, then the numbers only in a Space.
     in_spaces = (search.space_numbers(), exports.SPACE_NUMBER_COLUMNS)
     return exports.csv_response(numbers, exports.NUMBER_COLUMNS, "numbers.csv", then=[in_spaces])
@@ -815,6 +813,19 @@ def job_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     audit.record(request, AuditAction.JOB_EXPORTED, job=job)
     return exports.csv_response(
         job.numbers.order_by("pk"), exports.JOB_COLUMNS, f"import-job-{job.pk}.csv"
+    )
+
+
+@require_GET
+@permission_required("phone_numbers.view_importjob", raise_exception=True)
+def job_failed_export(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """The job's failed numbers as a CSV that New import reads as it is, to fix and send again."""
+    job = get_object_or_404(ImportJob, pk=pk)
+    audit.record(request, AuditAction.JOB_EXPORTED, job=job, changes={"rows": "failed"})
+    return exports.csv_response(
+        job.numbers.filter(status=ImportStatus.FAILED).order_by("pk"),
+        exports.FAILED_ROW_COLUMNS,
+        f"import-job-{job.pk}-failed.csv",
     )
 
 

@@ -340,3 +340,79 @@ def test_paging_a_csv_preview_shows_each_page_without_reading_the_file_again(
     expect(preview.locator("tbody tr").first).to_contain_text("+1 415-555-0200")
     assert read == [numbers_csv.stat().st_size]
     expect(preview.locator("button[name=confirm]")).to_have_text("Import 250 numbers")
+
+
+def test_failed_rows_downloaded_from_the_job_page_and_uploaded_on_new_import_are_previewed(
+    page, no_server_errors, live_server, log_in, support_user, make_project, tmp_path
+):
+    """Issue 18: the failed rows go back in as a file, unchanged, each with its own type and
+    capabilities."""
+    from phone_numbers.models import ImportJob, NumberImport
+
+    project = make_project(name="Acme Corp", default_country="US")
+    job = ImportJob.objects.create(
+        project=project,
+        created_by=support_user,
+        source="paste",
+        ticket="SUP-18",
+        number_type="longcode",
+        capabilities=["sms", "voice"],
+        input_digest="x",
+    )
+    failed = {
+        "+14155550100": ("longcode", ["sms", "voice"], "SignalWire said: Service Unavailable"),
+        "+18005550199": ("tollfree", ["voice"], '=1+1, "quoted"'),
+        "+14155550102": ("longcode", ["sms", "voice", "fax", "mms"], "Number is not valid"),
+    }
+    for number, (number_type, capabilities, reason) in failed.items():
+        NumberImport.objects.create(
+            job=job,
+            project=project,
+            number=number,
+            number_type=number_type,
+            capabilities=capabilities,
+            status="failed",
+            failure_category="invalid_input",
+            error_message=reason,
+        )
+    NumberImport.objects.create(
+        job=job, project=project, number="+14155550101", number_type="longcode", status="imported"
+    )
+
+    log_in(page, "sam", "support-pass-1")
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    with page.expect_download() as download_info:
+        page.locator("main").get_by_role("link", name="Download failed rows").click()
+    download = download_info.value
+    assert download.suggested_filename == f"import-job-{job.pk}-failed.csv"
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    downloaded = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+    assert [(row["number"], row["reason"]) for row in downloaded] == [
+        ("+14155550100", "SignalWire said: Service Unavailable"),
+        ("+18005550199", '\'=1+1, "quoted"'),
+        ("+14155550102", "Number is not valid"),
+    ]
+
+    # The same file, unchanged, on New import: those three numbers, nothing else.
+    page.goto(f"{live_server.url}/imports/new/")
+    page.locator("#id_project").select_option(label="Acme Corp (acme.signalwire.com)")
+    page.locator("#id_csv_file").set_input_files(str(path))
+    page.locator("main").get_by_role("button", name="Preview").click()
+    preview = page.locator("#import-preview")
+    expect(preview.locator("button[name=confirm]")).to_have_text("Import 3 numbers")
+    expect(preview).to_contain_text("3 to import")
+    rows = preview.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    # Each row as it failed: its own type and capabilities, not the form's.
+    for shown, capabilities in [
+        ("+1 415-555-0100", "SMS, Voice"),
+        ("+1 800-555-0199", "Voice"),
+        ("+1 415-555-0102", "SMS, Voice, Fax, MMS"),
+    ]:
+        row = preview.locator("tbody tr", has_text=shown)
+        expect(row).to_have_count(1)
+        expect(row.locator("td").last).to_have_text(capabilities)
+    expect(preview.locator("tbody tr", has_text="+1 800-555-0199")).to_contain_text("Toll-free")
+    expect(preview).not_to_contain_text("+1 415-555-0101")
+    save_screenshot(page, "failed-rows-previewed-again")

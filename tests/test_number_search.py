@@ -1,6 +1,7 @@
 """The digit search through NumberSearchRow, the narrow copy PostgreSQL's triggers keep."""
 
 import pytest
+from django.db.models import Q
 from django.http import QueryDict
 
 from phone_numbers.forms import NumberSearchForm
@@ -165,6 +166,57 @@ def test_a_number_typed_from_its_start_gives_the_same_rows_whichever_way_they_ar
 
     assert found == [number.number for number in reversed(london)]
     assert page({"q": text}, 1, 10) == found[1:]
+
+
+@pytest.mark.parametrize("max_named", [50, 1, 0])
+@pytest.mark.parametrize("text", ["acme", "HD-7", "PN-ACME", "nothing like it"])
+def test_a_text_search_gives_the_same_rows_whichever_way_it_finds_them(
+    job, monkeypatch, max_named, text
+):
+    # Up to MAX_NAMED projects and jobs, each is paged through its own index; beyond, the
+    # plain OR. Matches by project name, ticket, sid and friendly name are interleaved, in
+    # every status and type, so that each page mixes them.
+    monkeypatch.setattr("phone_numbers.search.MAX_NAMED", max_named)
+    acme, globex, initech = job(), job("Globex Corp"), job("Initech")
+    ImportJob.objects.filter(pk__in=[globex.pk, initech.pk]).update(ticket="HD-7")
+    for index in range(30):
+        owner = [acme, globex, initech][index % 3]
+        NumberImport.objects.create(
+            job=owner,
+            project=owner.project,
+            number=f"+1415555{index:04d}",
+            number_type="tollfree" if index % 5 in (1, 2) else "longcode",
+            status=["imported", "failed", "imported", "pending"][index % 4],
+            sid=f"PN-ACME-{index}" if index % 7 == 0 else f"PN{index}",
+            friendly_name="ACME line" if index % 5 == 0 else "",
+        )
+    named = (
+        Q(project__name__icontains=text)
+        | Q(job__ticket__icontains=text)
+        | Q(sid__icontains=text)
+        | Q(friendly_name__icontains=text)
+    )
+
+    for params in [
+        {"q": text},
+        {"q": text, "status": ""},
+        {"q": text, "status": "failed"},
+        {"q": text, "number_type": "tollfree"},
+        {"q": text, "project": globex.project.pk},
+    ]:
+        narrowed = {name: value for name, value in params.items() if name != "q"}
+        narrowed.setdefault("status", "imported")
+        narrowed = {name: value for name, value in narrowed.items() if value}
+        expected = list(
+            NumberImport.objects.filter(named, **narrowed)
+            .order_by("-pk")
+            .values_list("number", flat=True)
+        )
+        assert expected or text == "nothing like it" or len(params) > 1, params
+
+        assert page(params, 0, 3) == expected[:3], params
+        assert page(params, 3, 4) == expected[3:7], params
+        assert page(params, 0, 100) == expected, params
 
 
 def test_a_digit_search_with_a_filter_the_copy_lacks_reads_the_number_imports(job):

@@ -45,6 +45,7 @@ ACCESS = {
     "phone_numbers:job_approve": (ADMINS_ONLY, "job"),
     "phone_numbers:job_reject": (ADMINS_ONLY, "job"),
     "phone_numbers:job_export": (ANY_ROLE, "job"),
+    "phone_numbers:job_failed_export": (ANY_ROLE, "job"),
     "phone_numbers:number_retry": (ANY_ROLE, "number"),
     "phone_numbers:number_detail": (ANY_ROLE, "number"),
     "phone_numbers:number_export": (ANY_ROLE, None),
