@@ -13,7 +13,7 @@ from django.utils import timezone
 from pytest_django.asserts import assertContains
 
 from phone_numbers import audit
-from phone_numbers.models import AuditAction
+from phone_numbers.models import AuditAction, SpaceNumber
 from portal.middleware import SESSION_RENEWED_AT
 from tests.conftest import run_manage
 from tests.test_settings import PRODUCTION_ENV
@@ -200,7 +200,15 @@ def inline_code(html: str) -> list[str]:
 def objects(project_job_and_number) -> dict:
     job = project_job_and_number["job"]
     audit.record(None, AuditAction.JOB_PAUSED, job=job, changes={"reason": {"old": None}})
-    return project_job_and_number
+    # A number only in the project's Space, as an inventory sync lists one.
+    space_number = SpaceNumber.objects.create(
+        project=project_job_and_number["project"],
+        sid="PN0001",
+        number="+14155550199",
+        first_seen_at=timezone.now(),
+        last_seen_at=timezone.now(),
+    )
+    return {**project_job_and_number, "space_number": space_number}
 
 
 @pytest.mark.django_db
