@@ -18,17 +18,14 @@ import argparse
 import csv
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from unittest.mock import patch
 
-import psycopg
+from bench_database import set_up_django
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 DATABASE_URL = os.environ.get(
     "BENCH_EXPORTS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_exports"
 )
@@ -36,21 +33,7 @@ SIZES = (10_000, 50_000)
 OTHER_NUMBERS = 40_000
 
 
-def ensure_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-ensure_database(DATABASE_URL)
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.test_settings")
-
-import django  # noqa: E402
-
-django.setup()
+set_up_django(DATABASE_URL)
 
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402

@@ -27,33 +27,17 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
 import requests
+from bench_database import set_up_django
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BENCH_DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_inventory"
 )
 
 
-def ensure_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-ensure_database(BENCH_DATABASE_URL)
-os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.test_settings")
-
-import django  # noqa: E402
-
-django.setup()
+set_up_django(BENCH_DATABASE_URL)
 
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402

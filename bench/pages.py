@@ -24,9 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
 
-import psycopg
+from bench_database import ensure_database, set_up_django
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BENCH_DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"
 )
@@ -43,22 +42,8 @@ SMALL_NUMBERS, SMALL_BIG_JOB, SMALL_AUDIT_ENTRIES = 3_000, 500, 1_000
 HTMX = {"HX-Request": "true"}
 
 
-def ensure_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-ensure_database(BENCH_DATABASE_URL)
 ensure_database(SMALL_DATABASE_URL)
-os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.test_settings")
-
-import django  # noqa: E402
-
-django.setup()
+set_up_django(BENCH_DATABASE_URL)
 
 from django import forms  # noqa: E402
 from django.conf import settings  # noqa: E402

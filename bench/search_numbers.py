@@ -29,35 +29,18 @@ import os
 import random
 import re
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import phonenumbers
-import psycopg
+from bench_database import set_up_django
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 BENCH_DATABASE_URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"
 )
 
 
-def ensure_database(url: str) -> None:
-    server, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(f'CREATE DATABASE "{name}"')
-
-
-ensure_database(BENCH_DATABASE_URL)
-os.environ["DATABASE_URL"] = BENCH_DATABASE_URL
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.test_settings")
-
-import django  # noqa: E402
-
-django.setup()
+set_up_django(BENCH_DATABASE_URL)
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
