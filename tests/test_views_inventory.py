@@ -363,6 +363,7 @@ def test_a_number_only_in_a_space_has_a_page_with_its_record_and_project(
     assertContains(response, "PNonlyhere")
     assertContains(response, "Bought in the dashboard")
     assertContains(response, reverse("phone_numbers:project_detail", args=[acme.pk]))
+    assertContains(response, "<h2>The portal's imports of this number</h2>", html=True)
     assertContains(response, reverse("phone_numbers:number_detail", args=[elsewhere.pk]))
 
 

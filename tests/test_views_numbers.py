@@ -468,6 +468,20 @@ def test_number_page_shows_the_response_the_attempts_and_the_job(client, support
     assertContains(response, 'data-copy="+14155550100"')
 
 
+def test_number_page_lists_the_other_imports_of_the_same_number(client, support_user, add_number):
+    number = add_number("+14155550100", project="Acme Corp")
+    other = add_number("+14155550100", project="Globex Corp", status="failed")
+    add_number("+14155550101", project="Initech Ltd")
+    client.force_login(support_user)
+
+    response = client.get(reverse("phone_numbers:number_detail", args=[number.pk]))
+
+    assertContains(response, "<h2>Other imports of this number</h2>", html=True)
+    assertContains(response, reverse("phone_numbers:number_detail", args=[other.pk]))
+    assertContains(response, "Globex Corp")
+    assertNotContains(response, "Initech Ltd")
+
+
 def test_where_is_this_number_lists_every_project_holding_it(client, support_user, add_number):
     add_number("+14155550100", project="Acme Corp")
     add_number("+14155550100", project="Globex Corp", status="failed")
