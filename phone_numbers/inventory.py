@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from phone_numbers import audit
@@ -138,17 +138,21 @@ def last_sync_and_drift(project: Project) -> dict:
     """The project page's inventory panel: its last sync, and the drift counts once a sync
     has completed (before, every import would look missing)."""
     last_sync = project.inventory_syncs.select_related("started_by").first()
-    if not project.inventory_syncs.filter(status=InventorySync.Status.COMPLETED).exists():
+    has_completed = last_sync is not None and (
+        last_sync.status == InventorySync.Status.COMPLETED
+        or project.inventory_syncs.filter(status=InventorySync.Status.COMPLETED).exists()
+    )
+    if not has_completed:
         return {"last_sync": last_sync, "drift": None}
-    in_space = SpaceNumber.objects.filter(project=project)
-    drift = {
-        "in_space": in_space.count(),
-        "not_imported": in_space.filter(number_import__isnull=True).count(),
-        "differs": in_space.filter(differs_from_import=True).count(),
-        "missing": NumberImport.objects.filter(
-            project=project, missing_from_space_since__isnull=False
-        ).count(),
-    }
+    # The Space's three counts in one reading of its rows.
+    drift = SpaceNumber.objects.filter(project=project).aggregate(
+        in_space=Count("pk"),
+        not_imported=Count("pk", filter=Q(number_import__isnull=True)),
+        differs=Count("pk", filter=Q(differs_from_import=True)),
+    )
+    drift["missing"] = NumberImport.objects.filter(
+        project=project, missing_from_space_since__isnull=False
+    ).count()
     return {"last_sync": last_sync, "drift": drift}
 
 

@@ -191,6 +191,22 @@ def test_a_failed_sync_shows_its_error(client, support_user, project):
     assertNotContains(response, "Sync now")
 
 
+def test_after_a_failed_sync_the_drift_of_the_last_completed_one_is_still_shown(
+    client, support_user, project
+):
+    client.force_login(support_user)
+    completed_sync(project)
+    completed_sync(project, status="failed", error_message="SignalWire refused the token.")
+    InventorySync.objects.filter(status="failed").update(
+        started_at=timezone.now() + timedelta(minutes=1)
+    )
+
+    response = client.get(page_url(project))
+
+    assertContains(response, "SignalWire refused the token.")
+    assertContains(response, "inventory=missing")
+
+
 def test_a_sync_that_stopped_reading_is_shown_interrupted_without_polling(
     client, admin_user, project
 ):
