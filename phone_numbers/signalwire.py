@@ -848,20 +848,11 @@ class SignalWireClient:
         https://signalwire.com/docs/compatibility-api/rest/incoming-phone-numbers/list-incoming-phone-numbers
         """
         query = urlencode({"PhoneNumber": number}, quote_via=quote, safe="")
-        url: str | None = f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?{query}"
-        seen: set[str] = set()
-        while url is not None:
-            if url in seen or len(seen) >= _MAX_PAGES:
-                raise SignalWireUnavailable(
-                    "SignalWire's list of numbers did not end (next_page_uri repeats)",
-                    may_have_reached_signalwire=False,
-                )
-            seen.add(url)
-            page = self._get_page(url, deadline, pace)
+        first = f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?{query}"
+        for _url, page, _next_url in self._pages(first, deadline, pace):
             for item in page.get("incoming_phone_numbers") or []:
                 if isinstance(item, Mapping) and item.get("phone_number") == number:
                     return self._parse_number(item, status=200)
-            url = self._next_page_url(page.get("next_page_uri"))
         return None
 
     def list_numbers(
@@ -885,9 +876,32 @@ class SignalWireClient:
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
-        url: str | None = start_url or (
+        first = start_url or (
             f"{self.base_url}{self._account_path}/IncomingPhoneNumbers?PageSize={page_size}"
         )
+        for url, body, next_url in self._pages(first, deadline, pace):
+            items = body.get("incoming_phone_numbers")
+            if not isinstance(items, list):
+                raise SignalWireUnavailable(
+                    "SignalWire's page of numbers has no incoming_phone_numbers list",
+                    status=200,
+                    may_have_reached_signalwire=False,
+                )
+            numbers = tuple(self._parse_number(item, status=200) for item in items)
+            page = body.get("page")
+            yield NumberPage(
+                url=url,
+                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
+                numbers=numbers,
+                next_url=next_url,
+            )
+
+    def _pages(
+        self, url: str | None, deadline: float | None, pace: Callable[[], None] | None
+    ) -> Iterator[tuple[str, Mapping[str, Any], str | None]]:
+        """Each page of a list as (its url, its body, the next page's url), following
+        ``next_page_uri`` until it is null; a list whose pages repeat, or that runs past
+        _MAX_PAGES, is SignalWire unavailable rather than an endless loop."""
         seen: set[str] = set()
         while url is not None:
             if url in seen or len(seen) >= _MAX_PAGES:
@@ -897,22 +911,8 @@ class SignalWireClient:
                 )
             seen.add(url)
             body = self._get_page(url, deadline, pace)
-            items = body.get("incoming_phone_numbers")
-            if not isinstance(items, list):
-                raise SignalWireUnavailable(
-                    "SignalWire's page of numbers has no incoming_phone_numbers list",
-                    status=200,
-                    may_have_reached_signalwire=False,
-                )
-            numbers = tuple(self._parse_number(item, status=200) for item in items)
             next_url = self._next_page_url(body.get("next_page_uri"))
-            page = body.get("page")
-            yield NumberPage(
-                url=url,
-                page=page if isinstance(page, int) and not isinstance(page, bool) else None,
-                numbers=numbers,
-                next_url=next_url,
-            )
+            yield url, body, next_url
             url = next_url
 
     def check_credentials(self, *, deadline: float | None = None) -> None:
